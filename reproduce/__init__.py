@@ -1,0 +1,1 @@
+"""Command line of the reproduction suite: ``python -m reproduce <command>``. Logic lives in ``cnmc_repro``."""

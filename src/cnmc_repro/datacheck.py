@@ -1,0 +1,193 @@
+"""`reproduce data check`: what a data folder holds, beside the counts the report and the challenge publish.
+
+It counts cells and subjects per split, fold and class, lists byte-identical files, and with a checksum
+list (``sha256<TAB>bytes<TAB>path``, as ``cnmc_checksums.tsv``) says which files match, differ, are
+missing or are extra.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dataset import (
+    PRELIM_LABELS,
+    TRAIN,
+    Cell,
+    Dataset,
+    count_table,
+    relative_path,
+)
+from .errors import UserError
+from .paths import specs_dir
+from .strict import build, load_yaml
+
+
+@dataclass(frozen=True)
+class ExpectedCount:
+    split: str
+    cells: int
+    source: str
+    fold: int | None = None
+    label: str | None = None
+    subjects: int | None = None
+
+
+@dataclass(frozen=True)
+class PublishedDataset:
+    id: str
+    title: str
+    report: dict[str, str | int]
+    expected: list[ExpectedCount]
+    duplicate_groups: int
+    notes: list[str] = field(default_factory=list)
+
+
+def published_dataset(path: Path | None = None) -> PublishedDataset:
+    path = path or specs_dir() / "dataset.yaml"
+    return build(PublishedDataset, load_yaml(path), path)
+
+
+def compare_counts(ds: Dataset, published: PublishedDataset) -> list[dict]:
+    """Each published count beside the observed one: status ok, differs, absent or partial."""
+    folds_present = {c.fold for c in ds.cells if c.split == TRAIN}
+    all_folds = {e.fold for e in published.expected if e.fold is not None}
+    rows = []
+    for e in published.expected:
+        scope = [
+            c
+            for c in ds.cells
+            if c.split == e.split and (e.fold is None or c.fold == e.fold) and (e.label is None or c.label == e.label)
+        ]
+        observed_cells = len(scope)
+        observed_subjects = len({c.subject for c in scope if c.subject})
+        present = any(c.split == e.split and (e.fold is None or c.fold == e.fold) for c in ds.cells)
+        if not present:
+            status = "absent"
+        elif e.split == TRAIN and e.fold is None and not all_folds <= folds_present:
+            missing = ", ".join(f"fold_{k}" for k in sorted(all_folds - folds_present))
+            status = f"partial ({missing} absent)"
+        else:
+            same = observed_cells == e.cells and (e.subjects is None or observed_subjects == e.subjects)
+            status = "ok" if same else "differs"
+        rows.append(
+            {
+                "split": e.split,
+                "fold": e.fold,
+                "label": e.label,
+                "published_cells": e.cells,
+                "cells": observed_cells if present else None,
+                "published_subjects": e.subjects,
+                "subjects": observed_subjects if present else None,
+                "source": e.source,
+                "status": status,
+            }
+        )
+    return rows
+
+
+@dataclass
+class ChecksumReport:
+    match: list[str] = field(default_factory=list)
+    differ: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    converted: list[str] = field(default_factory=list)  # a PNG copy of a listed BMP: not byte-comparable
+
+
+def read_checksums(path: Path) -> dict[str, tuple[str, int]]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checksum file {path} does not exist")
+    out = {}
+    with open(path, newline="") as f:
+        reader = csv.reader(f, delimiter="\t")
+        header = next(reader, None)
+        if header != ["sha256", "bytes", "path"]:
+            raise UserError(f"checksum file {path} must start with the header sha256<TAB>bytes<TAB>path")
+        for n, row in enumerate(reader, start=2):
+            if len(row) != 3 or len(row[0]) != 64 or not row[1].isdigit():
+                raise UserError(f"checksum file {path} line {n} is not sha256<TAB>bytes<TAB>path")
+            out[row[2]] = (row[0], int(row[1]))
+    return out
+
+
+def compare_checksums(ds: Dataset, checksums: dict[str, tuple[str, int]]) -> ChecksumReport:
+    report = ChecksumReport()
+    present: dict[str, str] = {relative_path(c, ds.root): c.sha256 for c in ds.cells}
+    labels = ds.root / PRELIM_LABELS
+    if labels.is_file():
+        present[PRELIM_LABELS] = hashlib.sha256(labels.read_bytes()).hexdigest()
+    listed_stems = {os.path.splitext(p)[0]: p for p in checksums}
+    for rel, sha in sorted(present.items()):
+        if rel in checksums:
+            (report.match if checksums[rel][0] == sha else report.differ).append(rel)
+        elif rel.lower().endswith(".png") and os.path.splitext(rel)[0] in listed_stems:
+            report.converted.append(rel)
+        else:
+            report.extra.append(rel)
+    covered = set(present) | {listed_stems[os.path.splitext(r)[0]] for r in report.converted}
+    report.missing = sorted(p for p in checksums if p not in covered)
+    return report
+
+
+def format_check(ds: Dataset, published: PublishedDataset, checksums: ChecksumReport | None = None) -> str:
+    lines = []
+    if ds.synthetic:
+        lines.append("SYNTHETIC DATA: the built-in cells, not C-NMC; counts are not comparable with the report.")
+    lines.append(f"data: {ds.root}")
+    lines.append("")
+    lines.append(f"{'split':<12} {'fold':>4} {'class':<7} {'cells':>6} {'subjects':>8}")
+    for r in count_table(ds.cells):
+        fold = "" if r["fold"] is None else str(r["fold"])
+        label = r["label"] or "-"
+        lines.append(f"{r['split']:<12} {fold:>4} {label:<7} {r['cells']:>6} {r['subjects']:>8}")
+    lines.append("")
+    lines.append("against the published counts:")
+    lines.append(f"{'split':<12} {'fold':>4} {'class':<7} {'cells':>13} {'subjects':>9}  {'source':<10} status")
+    for r in compare_counts(ds, published):
+        fold = "" if r["fold"] is None else str(r["fold"])
+        cells = f"{_n(r['cells'])}/{r['published_cells']}"
+        subjects = f"{_n(r['subjects'])}/{_n(r['published_subjects'])}" if r["published_subjects"] else ""
+        lines.append(
+            f"{r['split']:<12} {fold:>4} {r['label'] or 'both':<7} {cells:>13} {subjects:>9}  "
+            f"{r['source']:<10} {r['status']}"
+        )
+    lines.append("(observed/published)")
+    groups = ds.duplicate_groups()
+    lines.append("")
+    lines.append(
+        f"byte-identical files: {len(groups)} group(s) holding {sum(len(g) for g in groups)} files "
+        f"(the official copy has {published.duplicate_groups} groups)"
+    )
+    for g in groups:
+        lines.append("  " + "  =  ".join(_describe_cell(c, ds.root) for c in g))
+    if checksums is not None:
+        lines.append("")
+        lines.append(
+            f"checksums: {len(checksums.match)} match, {len(checksums.differ)} differ, "
+            f"{len(checksums.missing)} missing, {len(checksums.extra)} extra"
+            + (
+                f", {len(checksums.converted)} PNG copies of listed BMP files (not byte-comparable)"
+                if checksums.converted
+                else ""
+            )
+        )
+        for name, items in (("differ", checksums.differ), ("extra", checksums.extra)):
+            for rel in items[:20]:
+                lines.append(f"  {name}: {rel}")
+            if len(items) > 20:
+                lines.append(f"  ... and {len(items) - 20} more {name}")
+    return "\n".join(lines)
+
+
+def _n(v) -> str:
+    return "-" if v is None else str(v)
+
+
+def _describe_cell(c: Cell, root: Path) -> str:
+    where = f"subject {c.subject}" if c.subject else "unknown subject"
+    return f"{relative_path(c, root)} ({where})"

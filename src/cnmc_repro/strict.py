@@ -1,0 +1,122 @@
+"""Strict loading of plain YAML data into frozen dataclasses.
+
+An unknown key, a missing field or a wrong type is an error naming the file and the key: a spec never
+falls back silently to a default it did not ask for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import UserError
+
+
+class SpecError(UserError):
+    pass
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise SpecError(f"spec file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SpecError(f"spec file {path} is not valid YAML{where}") from None
+
+
+def build(cls: Any, data: Any, file: Path | str, key: str = "") -> Any:
+    """Build ``cls`` (a dataclass or a typing form) from ``data``; ``key`` is the dotted path for messages."""
+    where = f"{file}: {key or 'top level'}"
+    origin = typing.get_origin(cls)
+    args = typing.get_args(cls)
+
+    if cls is Any:
+        return data
+    if origin in (Union, types.UnionType):
+        if data is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return build(option, data, file, key)
+            except SpecError as e:
+                errors.append(str(e))
+        raise SpecError(errors[0] if len(errors) == 1 else f"{where} has the wrong type ({_describe(data)})")
+    if origin is Literal:
+        if data not in args:
+            allowed = ", ".join(repr(a) for a in args)
+            raise SpecError(f"{where} is {data!r}; it must be one of {allowed}")
+        return data
+    if dataclasses.is_dataclass(cls):
+        if not isinstance(data, dict):
+            raise SpecError(f"{where} must be a mapping, not {_describe(data)}")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        unknown = [k for k in data if k not in fields]
+        if unknown:
+            raise SpecError(f"{where} has an unknown key {_join(key, unknown[0])!r}")
+        values = {}
+        for name, f in fields.items():
+            sub = _join(key, name)
+            if name in data:
+                values[name] = build(hints[name], data[name], file, sub)
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise SpecError(f"{file}: the required key {sub!r} is missing")
+        return cls(**values)
+    if origin in (list, tuple):
+        if not isinstance(data, list):
+            raise SpecError(f"{where} must be a list, not {_describe(data)}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(data) != len(args):
+                raise SpecError(f"{where} must have {len(args)} items, not {len(data)}")
+            return tuple(build(a, d, file, f"{key}[{i}]") for i, (a, d) in enumerate(zip(args, data, strict=True)))
+        item = args[0] if args else Any
+        items = [build(item, d, file, f"{key}[{i}]") for i, d in enumerate(data)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(data, dict):
+            raise SpecError(f"{where} must be a mapping, not {_describe(data)}")
+        kt, vt = args if args else (Any, Any)
+        return {build(kt, k, file, key): build(vt, v, file, _join(key, str(k))) for k, v in data.items()}
+    if cls is float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise SpecError(f"{where} must be a number, not {_describe(data)}")
+        return float(data)
+    if cls is int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            raise SpecError(f"{where} must be a whole number, not {_describe(data)}")
+        return data
+    if cls in (str, bool):
+        if not isinstance(data, cls):
+            raise SpecError(f"{where} must be a {cls.__name__}, not {_describe(data)}")
+        return data
+    raise TypeError(f"no rule to build {cls!r}")
+
+
+def to_plain(obj: Any) -> Any:
+    """A dataclass tree back to plain dicts and lists (for storing the resolved spec)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [to_plain(o) for o in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _describe(data: Any) -> str:
+    if data is None:
+        return "empty"
+    return f"{type(data).__name__} {data!r}" if not isinstance(data, dict | list) else type(data).__name__

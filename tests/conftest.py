@@ -1,0 +1,61 @@
+"""Shared fixtures: every test works in its own cache folder on data the tests generate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cnmc_repro.synthetic import SynthLayout, synthesize
+
+SHARED_DATA = Path(os.environ.get("CNMC_SAMPLE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+TINY = SynthLayout(folds=((2, 1, 8, 4), (2, 1, 8, 4), (2, 1, 8, 4)), prelim=(2, 2, 6, 4), final_cells=2, duplicates=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("CNMC_REPRO_CACHE")
+    os.environ["CNMC_REPRO_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("CNMC_REPRO_CACHE", None)
+    else:
+        os.environ["CNMC_REPRO_CACHE"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_data_ro(tmp_path_factory) -> Path:
+    """A tiny synthetic C-NMC folder shared by the tests that only read it."""
+    return synthesize(tmp_path_factory.mktemp("tiny") / "cnmc", seed=0, layout=TINY, progress=False)
+
+
+@pytest.fixture
+def tiny_data(tiny_data_ro, tmp_path) -> Path:
+    """A private copy of the tiny folder, for tests that damage it."""
+    dst = tmp_path / "cnmc"
+    shutil.copytree(tiny_data_ro, dst)
+    return dst
+
+
+def real_data(name: str) -> Path:
+    """A folder of the real C-NMC sample, or skip the test with the reason."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"the real C-NMC sample {path} is absent")
+    return path
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``python -m reproduce`` in-process: returns (exit code, stdout, stderr)."""
+    from reproduce.cli import main
+
+    def run(*args: str):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -1,0 +1,59 @@
+import numpy as np
+import torch
+
+from cnmc_repro.batches import IMAGENET_MEAN, IMAGENET_STD, Augment, DeviceBatches
+
+
+def _data(n=10, size=8):
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8), np.arange(n) % 2
+
+
+def test_same_seed_same_batches_other_seed_other_batches():
+    x, y = _data()
+    a = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=1)]
+    b = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=1)]
+    c = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=2)]
+    assert len(a) == 2  # the training loader drops the last partial batch, as fastai's does
+    assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b, strict=True))
+    assert not all(torch.equal(p[0], q[0]) for p, q in zip(a, c, strict=True))
+
+
+def test_epochs_differ_and_validation_is_plain_and_ordered():
+    x, y = _data()
+    dl = DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=1)
+    e1, e2 = list(dl), list(dl)
+    assert not torch.equal(e1[0][0], e2[0][0])
+    valid = dl.new(shuffle=False)
+    batches = list(valid)
+    assert len(batches) == 3 and torch.equal(torch.cat([b[1] for b in batches]), torch.as_tensor(y))
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    expected = (torch.as_tensor(x[:4]).permute(0, 3, 1, 2).float() / 255 - mean) / std
+    assert torch.allclose(batches[0][0], expected, atol=1e-5)
+
+
+def test_flips_are_exact_and_rotation_keeps_black_corners():
+    x = np.zeros((1, 6, 6, 3), np.uint8)
+    x[0, 1, 4] = 200
+    flips = DeviceBatches(x, [0], bs=1, shuffle=True, augment=Augment(max_rotate=0), seed=0, drop_last=False)
+    seen = set()
+    for _ in range(20):
+        ((img, _),) = list(flips)
+        raw = img * torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        pos = tuple(np.argwhere(raw[0, 0].numpy() > 0.5)[0])
+        seen.add(pos)
+    assert seen == {(1, 4), (1, 1), (4, 4), (4, 1)}  # the four flips, each exact
+
+    ones = np.full((1, 16, 16, 3), 255, np.uint8)
+    rot = DeviceBatches(
+        ones, [0], bs=1, shuffle=True, augment=Augment(max_rotate=45, p_rotate=1.0), seed=3, drop_last=False
+    )
+    ((img, _),) = list(rot)
+    black = (torch.zeros(3) - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
+    assert torch.allclose(img[0, :, 0, 0], black, atol=1e-4)  # a corner uncovered by the rotation is black
+
+
+def test_batches_are_channels_last():
+    x, y = _data(size=16)
+    img, _ = next(iter(DeviceBatches(x, y, bs=4, shuffle=False, augment=None, seed=0)))
+    assert img.shape == (4, 3, 16, 16) and img.is_contiguous(memory_format=torch.channels_last)

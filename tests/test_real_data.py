@@ -1,0 +1,40 @@
+"""Integration tests on the real C-NMC sample in ../shared/data (skipped when it is absent)."""
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA, real_data
+
+from cnmc_repro.dataset import load_dataset
+from cnmc_repro.prepare import Preparation, prepare_file
+
+pytestmark = pytest.mark.real_data
+
+
+def test_data_check_on_fold0(cli):
+    code, out, _ = cli("data", "check", "--data", real_data("cnmc_fold0"))
+    assert code == 0
+    assert "train           0 ALL       2397       19" in out
+    assert "train           0 normal    1130        9" in out
+    assert "2397/2397     19/19  challenge  ok" in out and "1130/1130       9/9  challenge  ok" in out
+
+
+def test_png_and_bmp_copies_give_identical_prepared_arrays():
+    bmp_root, png_root = real_data("cnmc_bmp_sample"), real_data("cnmc_fold0")
+    bmps = load_dataset(bmp_root).cells
+    assert len(bmps) == 16
+    for prep in (Preparation(size=224), Preparation(size=300, equalise="rgb", resize="squash")):
+        for cell in bmps:
+            png = png_root / cell.path.relative_to(bmp_root).with_suffix(".png")
+            assert np.array_equal(prepare_file(cell.path, prep), prepare_file(png, prep)), cell.path.name
+
+
+def test_checksums_of_the_bmp_sample(cli):
+    code, out, _ = cli(
+        "data",
+        "check",
+        "--data",
+        real_data("cnmc_bmp_sample"),
+        "--checksums",
+        SHARED_DATA / "cnmc_checksums.tsv",
+    )
+    assert code == 0 and "checksums: 16 match, 0 differ, 15099 missing, 0 extra" in out
