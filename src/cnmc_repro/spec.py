@@ -1,0 +1,280 @@
+"""Specs: one YAML file per published table or result in ``benchmarks/``, loaded into frozen dataclasses.
+
+A spec holds its recipe (what to run), the choices made where the report is silent (with the reason),
+the published figures it is compared with (as printed, with where they stand in the report), and the
+tolerance of the comparison. An unknown key, a missing field or a wrong type stops with the file and key.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+from .errors import UserError
+from .paths import specs_dir
+from .strict import SpecError, build, load_yaml
+
+Arch = Literal["alexnet", "squeezenet1_0", "squeezenet1_1", "vgg19_bn", "resnet34", "resnet50", "densenet121"]
+Kind = Literal["train", "progressive_resizing", "kfold", "bayesian_search", "ensemble"]
+NOT_SPECS = {"dataset.yaml"}  # benchmarks/ files that are not experiment specs
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where the published figures stand in the report."""
+
+    section: str
+    pages: list[int] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    figures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One ``fit_one_cycle`` call. ``lr`` is the max_lr; two values are fastai's ``slice(lo, hi)``."""
+
+    name: str
+    epochs: int
+    lr: float | tuple[float, float]
+    frozen: bool
+    size: int | None = None  # progressive resizing: the image size of this stage
+    table: str | None = None  # the published table this stage's epochs are compared with
+
+
+@dataclass(frozen=True)
+class FBeta:
+    """The f_beta column: fastai v1 ``FBeta(beta=2)`` scored class index 1 ('hem', normal) by default."""
+
+    beta: float
+    positive: Literal["ALL", "normal"]
+
+
+@dataclass(frozen=True)
+class Prepare:
+    equalise: Literal["luma", "rgb", "none"] = "luma"
+    resize: Literal["pad", "squash"] = "pad"
+    crop_threshold: int = 0
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    flip_horizontal: bool = True
+    flip_vertical: bool = True
+    max_rotate: float = 10.0
+    p_rotate: float = 0.75
+
+
+@dataclass(frozen=True)
+class Recipe:
+    arch: Arch
+    pretrained: bool
+    size: int
+    bs: int
+    split: Literal["random", "subject"]
+    valid_size: int | float  # a number of cells, or a fraction
+    loss: Literal["cross_entropy", "weighted_cross_entropy"]
+    dropout: float  # fastai head ``ps``
+    wd: float
+    f_beta: FBeta
+    stages: list[Stage]
+    lr_find: bool = False
+    test: bool = True  # evaluate on the preliminary test set when the data has it
+    prepare: Prepare = field(default_factory=Prepare)
+    augment: Augmentation = field(default_factory=Augmentation)
+
+
+@dataclass(frozen=True)
+class KFold:
+    """Fig 4.9: ``StratifiedKFold(n_splits=5, shuffle=True, random_state=1)``."""
+
+    folds: int
+    random_state: int
+    grouping: Literal["cells", "subjects"]
+    carry_weights: bool  # the learner is created once and trained on fold after fold (Fig 4.9's code)
+
+
+@dataclass(frozen=True)
+class Bound:
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class Bayesian:
+    """Fig 4.12: bayes_opt over dropout ``dp``, learning rate ``lr`` and weight decay ``wd``."""
+
+    bounds: dict[str, Bound]
+    random_state: int
+    init_points: int
+    n_iter: int
+    probe_epochs: int
+    retrain: list[Stage]  # the best probe trained again (Table 4.14)
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Section 4.2.1: averaged class probabilities of member runs (member spec ids)."""
+
+    combinations: list[list[str]]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A detail the report leaves out: the value chosen and why."""
+
+    field: str
+    value: str | int | float | bool
+    why: str
+
+
+@dataclass(frozen=True)
+class PublishedTable:
+    """A table as printed: ``rows`` are the printed lines, columns separated by white space."""
+
+    caption: str
+    columns: list[str]
+    rows: list[str]
+    page: int | None = None
+    stage: str | None = None  # the recipe stage it shows
+    fold: int | None = None  # k-fold: which fold (0-based)
+    command: str | None = None  # the code line printed above it
+    notes: list[str] = field(default_factory=list)
+
+    def values(self) -> list[dict[str, float | str]]:
+        """The rows as numbers (time columns stay text)."""
+        out = []
+        for line in self.rows:
+            cells = line.split()
+            if len(cells) != len(self.columns):
+                raise UserError(
+                    f"published row {line!r} of {self.caption} has {len(cells)} columns, not {len(self.columns)}"
+                )
+            out.append({c: (v if c == "time" else float(v)) for c, v in zip(self.columns, cells, strict=True)})
+        return out
+
+
+@dataclass(frozen=True)
+class BayesIteration:
+    index: int
+    target: str  # as printed, all digits
+    dp: str
+    lr: str
+    wd: str
+
+
+@dataclass(frozen=True)
+class Published:
+    tables: dict[str, PublishedTable] = field(default_factory=dict)
+    test_accuracy: str | None = None  # as printed, e.g. "75.46%"
+    lr_chosen: str | None = None  # the rate read off the lr-finder figure
+    schedule: dict[int, int] = field(default_factory=dict)  # Table 4.5: image size -> epochs
+    bayesian: list[BayesIteration] = field(default_factory=list)
+    bayesian_best: int | None = None  # the index of the iteration the report calls best
+    statements: list[str] = field(default_factory=list)  # sentences of the report this spec checks
+    notes: list[str] = field(default_factory=list)  # oddities kept visible, not fixed
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a reproduced figure may lie from the published one and still be called reproduced."""
+
+    accuracy: float = 0.03
+    f_beta: float = 0.05
+    test_accuracy: float = 0.05
+
+
+@dataclass(frozen=True)
+class Spec:
+    id: str
+    title: str
+    kind: Kind
+    report: Where
+    published: Published
+    recipe: Recipe | None = None
+    kfold: KFold | None = None
+    bayesian: Bayesian | None = None
+    ensemble: Ensemble | None = None
+    choices: list[Choice] = field(default_factory=list)
+    tolerance: Tolerance = field(default_factory=Tolerance)
+    notes: list[str] = field(default_factory=list)
+    path: str = ""  # the file it came from (set by the loader)
+
+
+NEEDS = {
+    "train": ("recipe",),
+    "progressive_resizing": ("recipe",),
+    "kfold": ("recipe", "kfold"),
+    "bayesian_search": ("recipe", "bayesian"),
+    "ensemble": ("ensemble",),
+}
+
+
+def load_spec(path: Path | str) -> Spec:
+    path = Path(path)
+    spec: Spec = build(Spec, load_yaml(path), path)
+    if spec.id != path.stem:
+        raise SpecError(f"{path}: id {spec.id!r} must match the file name {path.stem!r}")
+    for key in NEEDS[spec.kind]:
+        if getattr(spec, key) is None:
+            raise SpecError(f"{path}: the required key {key!r} is missing (a {spec.kind} spec needs it)")
+    if spec.recipe is not None:
+        _check_recipe(spec, path)
+    return replace(spec, path=str(path))
+
+
+def _check_recipe(spec: Spec, path: Path) -> None:
+    r = spec.recipe
+    if not r.stages:
+        raise SpecError(f"{path}: recipe.stages must hold at least one stage")
+    stage_names = [s.name for s in r.stages]
+    if len(set(stage_names)) != len(stage_names):
+        raise SpecError(f"{path}: recipe.stages has two stages with one name")
+    for i, s in enumerate(r.stages):
+        if s.epochs < 1:
+            raise SpecError(f"{path}: recipe.stages[{i}].epochs must be at least 1")
+        if s.table is not None and s.table not in spec.published.tables:
+            raise SpecError(f"{path}: recipe.stages[{i}].table {s.table!r} is not among published.tables")
+    if spec.kind == "progressive_resizing" and any(s.size is None for s in r.stages):
+        raise SpecError(f"{path}: every stage of a progressive_resizing spec needs a size")
+    if isinstance(r.valid_size, float) and not 0 < r.valid_size < 1:
+        raise SpecError(f"{path}: recipe.valid_size as a fraction must lie between 0 and 1")
+
+
+def spec_files(folder: Path | None = None) -> list[Path]:
+    folder = folder or specs_dir()
+    return sorted(p for p in folder.glob("*.yaml") if p.name not in NOT_SPECS)
+
+
+def load_all(folder: Path | None = None) -> dict[str, Spec]:
+    specs = {}
+    for p in spec_files(folder):
+        spec = load_spec(p)
+        specs[spec.id] = spec
+    for spec in specs.values():
+        if spec.ensemble:
+            for combo in spec.ensemble.combinations:
+                for member in combo:
+                    if member not in specs:
+                        raise SpecError(
+                            f"{spec.path}: ensemble member {member!r} is not a spec in {folder or specs_dir()}"
+                        )
+    return specs
+
+
+def resolve_ids(ids: list[str], specs: dict[str, Spec]) -> list[str]:
+    """Spec ids from the command line; ``4.1`` or ``table4.1`` finds the spec holding Table 4.1."""
+    out = []
+    for raw in ids:
+        key = raw.lower().removeprefix("table").strip()
+        if key in specs:
+            out.append(key)
+            continue
+        owners = [s.id for s in specs.values() if key in s.report.tables]
+        if re.fullmatch(r"\d+\.\d+", key) and owners:
+            out.append(owners[0])
+            continue
+        known = ", ".join(sorted(specs))
+        raise UserError(f"unknown table or spec {raw!r}; known specs: {known} (or a table number such as 4.7)")
+    return list(dict.fromkeys(out))
