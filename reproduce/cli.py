@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from cnmc_repro.errors import UserError
@@ -41,6 +42,71 @@ def _data_synth(args: argparse.Namespace) -> int:
         raise UserError(f"output folder {out} is not empty; choose a new folder")
     synthesize(out, args.seed, LAYOUTS[args.size])
     print(f"wrote the SYNTHETIC built-in data set ({args.size}, seed {args.seed}) to {out}: not real C-NMC cells")
+    return 0
+
+
+def _options(args: argparse.Namespace):
+    from cnmc_repro.engine import Options
+
+    kwargs = dict(
+        data=getattr(args, "data", None),
+        profile=getattr(args, "profile", None),
+        device=getattr(args, "device", "auto"),
+        seed=getattr(args, "seed", 0),
+        force=getattr(args, "force", False),
+        pretrained=not getattr(args, "no_pretrained", False),
+        deterministic=getattr(args, "deterministic", False),
+        skip_bad=getattr(args, "skip_bad", False),
+    )
+    if getattr(args, "results", None):
+        kwargs["results"] = Path(args.results)
+    return Options(**kwargs)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cnmc_repro.engine import run
+
+    ids = args.ids if args.command == "run" else None
+    outcomes = run(ids, _options(args))
+    ran = [o for o in outcomes if o.ran]
+    print(
+        f"{len(ran)} run(s) trained, {len(outcomes) - len(ran)} already up to date; results in "
+        f"{outcomes[0].run_dir.parent if outcomes else args.results}"
+    )
+    if not ran:
+        print(
+            "nothing to do: every spec has a finished run with the same spec, profile, seed, data and code "
+            "(--force reruns)"
+        )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from cnmc_repro.engine import list_specs
+
+    rows = list_specs(_options(args))
+    print(f"{'spec':<22} {'kind':<21} {'reproduces':<34} last run")
+    for r in rows:
+        last = f"{r['last_run']}" if r["last_run"] else "not run"
+        print(f"{r['id']:<22} {r['kind']:<21} {r['reproduces']:<34} {last}")
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    from cnmc_repro.compare import format_show
+
+    print(format_show(args.id, _options(args).results, profile=args.profile))
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    import json
+
+    from cnmc_repro.audit import audit, format_audit
+    from cnmc_repro.spec import load_all
+
+    doc = audit(load_all())
+    print(json.dumps(doc, indent=2) if args.json else format_audit(doc))
     return 0
 
 
@@ -88,10 +154,80 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--size", choices=("small", "full"), default="small", help="small (default) or full counts")
     synth.set_defaults(func=_data_synth)
+    run_options = argparse.ArgumentParser(add_help=False)
+    run_options.add_argument("--data", metavar="PATH", help="C-NMC folder holding training_data/ (default: built-in)")
+    run_options.add_argument(
+        "--profile",
+        choices=("full", "smoke"),
+        help="full: the recipe as published (default with --data); smoke: small and fast "
+        "(default on the built-in data)",
+    )
+    run_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    run_options.add_argument("--seed", type=int, default=0, help="the run seed (default 0)")
+    run_options.add_argument("--force", action="store_true", help="rerun even when a finished run is up to date")
+    run_options.add_argument("--no-pretrained", action="store_true", help="train from random weights")
+    run_options.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic GPU kernels (slower; the CPU is deterministic anyway)",
+    )
+    run_options.add_argument("--skip-bad", action="store_true", help="leave unreadable images out")
+    run_options.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
+
+    p_all = sub.add_parser(
+        "all",
+        parents=[run_options],
+        help="run every spec (finished runs are kept, not redone)",
+        epilog="examples:\n  python -m reproduce all                      # built-in data, smoke profile\n"
+        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_all.set_defaults(func=_run)
+    p_run = sub.add_parser(
+        "run",
+        parents=[run_options],
+        help="run the named specs or tables",
+        epilog="examples:\n  python -m reproduce run alexnet\n  python -m reproduce run 4.7 --force\n"
+        "  python -m reproduce run kfold --data ~/C-NMC_Leukemia --profile full\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_run.add_argument("ids", nargs="+", metavar="ID", help="spec id (see list) or table number such as 4.7")
+    p_run.set_defaults(func=_run)
+
+    p_list = sub.add_parser(
+        "list",
+        help="every spec, what it reproduces, and whether it has run",
+        epilog="examples:\n  python -m reproduce list\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_list.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
+    p_list.set_defaults(func=_list)
+
+    p_show = sub.add_parser(
+        "show",
+        help="a spec's per-epoch figures beside the published ones",
+        epilog="examples:\n  python -m reproduce show alexnet\n  python -m reproduce show 4.14\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_show.add_argument("id", metavar="ID", help="spec id or table number")
+    p_show.add_argument("--profile", choices=("full", "smoke"), help="which profile's latest run (default: any)")
+    p_show.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
+    p_show.set_defaults(func=_show)
+    p_audit = sub.add_parser(
+        "audit",
+        help="infer validation sizes, F-beta, confusion matrices and the Bayesian set-up from the "
+        "published figures, and check the specs against them",
+        epilog="examples:\n  python -m reproduce audit\n  python -m reproduce audit --json > audit.json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_audit.add_argument("--json", action="store_true", help="print the findings as one JSON document")
+    p_audit.set_defaults(func=_audit)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit notices from torchvision's import
+    warnings.filterwarnings("ignore", category=UserWarning, module="fastai")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

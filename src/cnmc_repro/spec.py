@@ -202,6 +202,20 @@ class Spec:
     path: str = ""  # the file it came from (set by the loader)
 
 
+def planned_epochs(spec: Spec) -> list[tuple[int, int]]:
+    """(epochs, image size) of every stage a run of ``spec`` fits, for progress and time estimates."""
+    r = spec.recipe
+    if r is None:
+        return []
+    if spec.kind == "kfold":
+        return [(s.epochs, r.size) for _ in range(spec.kfold.folds) for s in r.stages]
+    if spec.kind == "bayesian_search":
+        b = spec.bayesian
+        probes = [(b.probe_epochs, r.size)] * (b.init_points + b.n_iter)
+        return probes + [(s.epochs, r.size) for s in b.retrain]
+    return [(s.epochs, s.size or r.size) for s in r.stages]
+
+
 NEEDS = {
     "train": ("recipe",),
     "progressive_resizing": ("recipe",),

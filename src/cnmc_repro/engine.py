@@ -1,0 +1,262 @@
+"""Runs specs: ``reproduce run ID...`` and ``reproduce all``.
+
+For each spec it resolves the profile, computes the run key, skips a finished run with the same key
+(unless forced), and otherwise trains and stores the run. Ensemble members run before their ensemble.
+Interrupting loses at most the run in progress: finished runs stay, and the next invocation continues.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .dataset import Dataset, relative_path
+from .errors import UserError
+from .paths import project_root
+from .profiles import Profile, get_profile, resolve
+from .progress import Progress
+from .spec import Spec, load_all, planned_epochs, resolve_ids
+from .store import Store, code_version, environment, load_json, run_key
+from .strict import to_plain
+
+
+@dataclass
+class Options:
+    data: str | None = None
+    profile: str | None = None  # default: full with --data, smoke on the built-in data
+    device: str = "auto"
+    seed: int = 0
+    force: bool = False
+    pretrained: bool = True
+    results: Path = field(default_factory=lambda: project_root() / "results")
+    deterministic: bool = False
+    skip_bad: bool = False
+    quiet: bool = False
+    interrupt_after_epochs: int | None = None  # tests: stand-in for Ctrl-C
+
+
+@dataclass
+class Outcome:
+    spec_id: str
+    run_dir: Path
+    ran: bool  # False when an earlier finished run was reused
+    seconds: float
+
+
+def data_fingerprint(ds: Dataset) -> str:
+    h = hashlib.sha256()
+    for c in sorted(ds.cells, key=lambda c: relative_path(c, ds.root)):
+        h.update(f"{relative_path(c, ds.root)}\t{c.sha256}\t{c.split}\t{c.label}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} was asked for but no CUDA GPU is visible; use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N")
+    return name
+
+
+def order_with_members(ids: list[str], specs: dict[str, Spec]) -> list[str]:
+    """Ensemble members first (a missing member is trained first), each spec once."""
+    out: list[str] = []
+    for i in ids:
+        spec = specs[i]
+        if spec.ensemble:
+            for combo in spec.ensemble.combinations:
+                out += [m for m in combo if m not in out]
+        if i not in out:
+            out.append(i)
+    return out
+
+
+class Engine:
+    def __init__(self, options: Options):
+        from .source import open_dataset
+
+        self.options = options
+        self.specs = load_all()
+        self.dataset = open_dataset(options.data, progress=not options.quiet)
+        self.profile: Profile = get_profile(options.profile or ("full" if options.data else "smoke"))
+        self.device = resolve_device(options.device)
+        self.store = Store(options.results)
+        self.fingerprint = data_fingerprint(self.dataset)
+        self.code = code_version()
+        self._keys: dict[str, str] = {}
+        self._ctx = None
+
+    def resolved(self, spec_id: str) -> Spec:
+        return resolve(self.specs[spec_id], self.profile, self.options.pretrained)
+
+    def key(self, spec_id: str) -> str:
+        if spec_id not in self._keys:
+            spec = self.resolved(spec_id)
+            parts = {
+                "spec": to_plain(spec) | {"path": None},
+                "profile": self.profile.name,
+                "seed": self.options.seed,
+                "data": self.fingerprint,
+                "code": self.code,
+                "device": self.device.split(":")[0],
+                "deterministic": self.options.deterministic,
+                "skip_bad": self.options.skip_bad,
+            }
+            if spec.ensemble:
+                parts["members"] = [self.key(m) for combo in spec.ensemble.combinations for m in combo]
+            self._keys[spec_id] = run_key(parts)
+        return self._keys[spec_id]
+
+    def run(self, ids: list[str]) -> list[Outcome]:
+        opts = self.options
+        ids = order_with_members(resolve_ids(ids, self.specs), self.specs)
+        units = {i: sum(e * (s / 64) ** 2 for e, s in planned_epochs(self.resolved(i))) for i in ids}
+        progress = Progress(sum(units.values()), len(ids), quiet=opts.quiet)
+        if self.dataset.synthetic:
+            progress.say("SYNTHETIC DATA: built-in cells, not C-NMC; the figures cannot be compared with the report.")
+        removed = self.store.clear_partial()
+        if removed:
+            progress.say(f"removed {removed} unfinished run folder(s) left by an interrupted invocation")
+        progress.say(
+            f"profile {self.profile.name}, seed {opts.seed}, device {self.device}, data {self.dataset.root}, "
+            f"results {self.store.root}"
+        )
+        outcomes = []
+        for spec_id in ids:
+            key = self.key(spec_id)
+            done = None if opts.force else self.store.find(key)
+            if done is not None:
+                progress.skip_run(spec_id, f"up to date ({done.name}); --force reruns it", units[spec_id])
+                outcomes.append(Outcome(spec_id, done, False, 0.0))
+                continue
+            progress.start_run(spec_id, self.specs[spec_id].title)
+            outcomes.append(self._execute(spec_id, key, progress, units[spec_id]))
+        return outcomes
+
+    def _context(self, progress: Progress):
+        from .experiments import Context
+
+        if self._ctx is None:
+            import torch
+
+            torch.backends.cudnn.benchmark = not self.options.deterministic
+            if self.options.deterministic:
+                import os
+
+                os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+                torch.backends.cudnn.deterministic = True
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            self._ctx = Context(
+                self.dataset,
+                self.profile,
+                self.options.seed,
+                torch.device(self.device),
+                workdir=tempfile.mkdtemp(prefix="cnmc-fastai-"),
+                on_epoch=lambda r: None,
+                skip_bad=self.options.skip_bad,
+                interrupt_after_epochs=self.options.interrupt_after_epochs,
+            )
+        return self._ctx
+
+    def _execute(self, spec_id: str, key: str, progress: Progress, units: float) -> Outcome:
+        import torch
+
+        from . import experiments
+
+        spec = self.resolved(spec_id)
+        writer = self.store.begin(spec_id, self.profile.name, self.options.seed, key)
+        writer.json(
+            "spec.json",
+            {
+                "spec": to_plain(spec),
+                "profile": self.profile.name,
+                "seed": self.options.seed,
+                "run_key": key,
+                "data": {
+                    "root": str(self.dataset.root),
+                    "synthetic": self.dataset.synthetic,
+                    "fingerprint": self.fingerprint,
+                },
+                "pretrained": bool(spec.recipe and spec.recipe.pretrained),
+            },
+        )
+        writer.json("environment.json", environment(self.device))
+        t0 = time.perf_counter()
+        try:
+            if spec.kind == "ensemble":
+                members = {}
+                for combo in spec.ensemble.combinations:
+                    for m in combo:
+                        run_dir = self.store.find(self.key(m))
+                        members[m] = {**load_json(run_dir / "result.json"), "run_id": run_dir.name}
+                result = experiments.run_ensemble(spec, members)
+            else:
+                ctx = self._context(progress)
+
+                def on_epoch(record: dict) -> None:
+                    record = {"spec": spec_id, **record}
+                    writer.epoch(record)
+                    size = record.get("size") or spec.recipe.size
+                    where = " ".join(f"{k} {record[k]}" for k in ("fold", "probe", "stage") if k in record)
+                    progress.epoch(where, record["epoch"], record.get("epochs", 0), record, (size / 64) ** 2)
+
+                ctx.on_epoch = on_epoch
+                if self.device.startswith("cuda"):
+                    torch.cuda.reset_peak_memory_stats()
+                result = experiments.RUNNERS[spec.kind](spec, ctx, writer)
+                if self.device.startswith("cuda"):
+                    result["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated())
+        except BaseException:
+            writer.abandon()
+            raise
+        seconds = time.perf_counter() - t0
+        result.update(
+            {
+                "spec": spec_id,
+                "kind": spec.kind,
+                "profile": self.profile.name,
+                "seed": self.options.seed,
+                "device": self.device,
+                "seconds": seconds,
+                "synthetic": self.dataset.synthetic,
+                "pretrained": bool(spec.recipe and spec.recipe.pretrained),
+            }
+        )
+        final = writer.finish(result)
+        progress.note(f"done in {seconds:.1f}s -> {final}")
+        return Outcome(spec_id, final, True, seconds)
+
+
+def run(ids: list[str] | None, options: Options) -> list[Outcome]:
+    engine = Engine(options)
+    return engine.run(ids if ids else list(engine.specs))
+
+
+def list_specs(options: Options) -> list[dict]:
+    """Every spec, what it reproduces, and its latest finished run (any profile)."""
+    specs = load_all()
+    store = Store(options.results) if Path(options.results).exists() else None
+    rows = []
+    for spec in specs.values():
+        latest = store.latest(spec.id) if store else None
+        meta = load_json(latest / "spec.json") if latest else None
+        rows.append(
+            {
+                "id": spec.id,
+                "kind": spec.kind,
+                "reproduces": ", ".join(
+                    [f"Table {t}" for t in spec.report.tables] or [f"section {spec.report.section}"]
+                ),
+                "title": spec.title,
+                "last_run": latest.name if latest else None,
+                "profile": meta.get("profile") if meta else None,
+            }
+        )
+    return rows

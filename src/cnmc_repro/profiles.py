@@ -1,0 +1,63 @@
+"""Profiles: ``full`` runs a spec as published; ``smoke`` shrinks it in code so that every spec runs on a CPU.
+
+``smoke`` caps every stage at one epoch, images at 64 px (AlexNet's smallest input is 63 px), the cells at
+a stratified sample, and trains from random weights (ImageNet weights mean nothing to the built-in
+synthetic cells, and a CPU machine may have no network to fetch them). The specs themselves are unchanged:
+a smoke run is the same recipe, small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .errors import UserError
+from .spec import Spec, Stage
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    max_epochs: int | None  # per stage
+    max_size: int | None
+    max_train_cells: int | None
+    max_test_cells: int | None
+    pretrained: bool  # whether the specs' pretrained weights are used
+    lr_find_iterations: int
+    max_bs: int | None
+
+
+FULL = Profile("full", None, None, None, None, True, 100, None)
+SMOKE = Profile("smoke", 1, 64, 240, 64, False, 8, 32)
+PROFILES = {"full": FULL, "smoke": SMOKE}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise UserError(f"unknown profile {name!r}; choose full or smoke")
+    return PROFILES[name]
+
+
+def _stage(stage: Stage, profile: Profile) -> Stage:
+    epochs = min(stage.epochs, profile.max_epochs) if profile.max_epochs else stage.epochs
+    size = min(stage.size, profile.max_size) if (stage.size and profile.max_size) else stage.size
+    return replace(stage, epochs=epochs, size=size)
+
+
+def resolve(spec: Spec, profile: Profile, pretrained: bool = True) -> Spec:
+    """The spec as this profile runs it (the stored, resolved spec of a run)."""
+    if spec.recipe is None:
+        return spec
+    r = spec.recipe
+    recipe = replace(
+        r,
+        pretrained=r.pretrained and profile.pretrained and pretrained,
+        size=min(r.size, profile.max_size) if profile.max_size else r.size,
+        bs=min(r.bs, profile.max_bs) if profile.max_bs else r.bs,
+        stages=[_stage(s, profile) for s in r.stages],
+    )
+    out = replace(spec, recipe=recipe)
+    if spec.bayesian is not None:
+        b = spec.bayesian
+        epochs = min(b.probe_epochs, profile.max_epochs) if profile.max_epochs else b.probe_epochs
+        out = replace(out, bayesian=replace(b, probe_epochs=epochs, retrain=[_stage(s, profile) for s in b.retrain]))
+    return out

@@ -1,0 +1,57 @@
+"""Progress of long work on stderr: the run in hand out of all, its stage and epoch, and the time left.
+
+Time left is projected from the work done so far, counted in image-epochs weighted by pixels (an epoch
+at 224 px weighs (224/64)^2 as much as one at 64 px).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TextIO
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class Progress:
+    def __init__(self, total_units: float, n_runs: int, stream: TextIO | None = None, quiet: bool = False):
+        self.total, self.done = max(total_units, 1e-9), 0.0
+        self.n_runs, self.index = n_runs, 0
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+        self.run_id = ""
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def start_run(self, spec_id: str, what: str) -> None:
+        self.index += 1
+        self.run_id = spec_id
+        self.say(f"[{self.index}/{self.n_runs}] {spec_id}: {what}")
+
+    def skip_run(self, spec_id: str, why: str, units: float) -> None:
+        self.index += 1
+        self.total = max(self.total - units, 1e-9)
+        self.say(f"[{self.index}/{self.n_runs}] {spec_id}: {why}")
+
+    def epoch(self, where: str, epoch: int, epochs: int, record: dict, units: float) -> None:
+        self.done += units
+        elapsed = time.perf_counter() - self.t0
+        left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
+        figures = " ".join(
+            f"{k}={record[k]:.4f}" for k in ("train_loss", "valid_loss", "accuracy") if record.get(k) is not None
+        )
+        self.say(
+            f"    {self.run_id} {where} epoch {epoch + 1}/{epochs}  {figures}  "
+            f"({record.get('seconds', 0):.1f}s; about {_fmt(left)} left of all)"
+        )
+
+    def note(self, text: str) -> None:
+        self.say(f"    {text}")

@@ -1,0 +1,206 @@
+"""Run folders under ``results/``: one object writes them all, atomically.
+
+    results/<spec>-<profile>-seed<seed>-<time>/
+        spec.json         the resolved spec, profile, seed and the run key
+        environment.json  git commit, library versions, device and driver
+        epochs.jsonl      one line per finished epoch
+        lr_find.json      the learning-rate finder's curve, where the spec asks for it
+        checkpoint.pth    the final model weights
+        result.json       what the run measured (written last)
+
+A run is written into ``results/.partial/<run id>/`` and renamed into place when it has finished, so an
+interrupted run never leaves a folder that looks finished; the next invocation removes it and starts the
+run again. The run key hashes everything that decides the figures: resolved spec, profile, seed, data,
+code version and device type. A finished run with the same key is not redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_atomic, write_json_atomic
+
+SCHEMA_VERSION = 1
+PARTIAL = ".partial"
+
+
+# The modules whose code decides a run's figures; a change to any of them is a new code version.
+# (The command line, the comparison, the audit and the report do not change what a run measures.)
+FIGURE_MODULES = ("batches", "dataset", "experiments", "metrics", "models", "prepare", "profiles", "splits", "train")
+
+
+def code_version() -> str:
+    """A hash of the source of the modules that decide a run's figures."""
+    h = hashlib.sha256()
+    for p in (Path(__file__).parent / f"{m}.py" for m in FIGURE_MODULES):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def run_key(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def environment(device: str) -> dict[str, Any]:
+    import cv2
+    import fastai
+    import numpy
+    import sklearn
+    import torch
+    import torchvision
+
+    env: dict[str, Any] = {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain")),
+        "code_version": code_version(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "libraries": {
+            "torch": torch.__version__,
+            "torchvision": torchvision.__version__,
+            "fastai": fastai.__version__,
+            "numpy": numpy.__version__,
+            "scikit-learn": sklearn.__version__,
+            "opencv": cv2.__version__,
+        },
+        "device": device,
+    }
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+        env["driver"] = _nvidia_driver()
+    return env
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+class RunWriter:
+    """Writes one run's folder; ``finish`` moves it into place."""
+
+    def __init__(self, store: Store, run_id: str, key: str):
+        self.store, self.run_id, self.key = store, run_id, key
+        self.dir = store.root / PARTIAL / run_id
+        if self.dir.exists():
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True)
+        self._epochs = open(self.dir / "epochs.jsonl", "a")
+
+    def json(self, name: str, obj: Any) -> None:
+        write_json_atomic(self.dir / name, obj)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        self._epochs.write(json.dumps(record) + "\n")
+        self._epochs.flush()
+
+    def checkpoint(self, state: dict) -> None:
+        import torch
+
+        write_atomic(self.dir / "checkpoint.pth", lambda f: torch.save(state, f))
+
+    def finish(self, result: dict[str, Any]) -> Path:
+        self._epochs.close()
+        self.json("result.json", {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **result})
+        final = self.store.root / self.run_id
+        os.replace(self.dir, final)
+        return final
+
+    def abandon(self) -> None:
+        self._epochs.close()
+
+
+class Store:
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def runs(self) -> list[Path]:
+        """Finished run folders, oldest first."""
+        return sorted(
+            (p for p in self.root.iterdir() if p.is_dir() and (p / "result.json").is_file()),
+            key=lambda p: p.stat().st_mtime,
+        )
+
+    def find(self, key: str) -> Path | None:
+        """The newest finished run with this key."""
+        for p in reversed(self.runs()):
+            try:
+                if json.loads((p / "spec.json").read_text()).get("run_key") == key:
+                    return p
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def latest(self, spec_id: str, profile: str | None = None) -> Path | None:
+        """The newest finished run of a spec (for show and report)."""
+        for p in reversed(self.runs()):
+            meta = load_json(p / "spec.json")
+            if meta and meta.get("spec", {}).get("id") == spec_id and profile in (None, meta.get("profile")):
+                return p
+        return None
+
+    def begin(self, spec_id: str, profile: str, seed: int, key: str) -> RunWriter:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_id = f"{spec_id}-{profile}-seed{seed}-{stamp}"
+        n = 1
+        while (self.root / run_id).exists():
+            n += 1
+            run_id = f"{spec_id}-{profile}-seed{seed}-{stamp}-{n}"
+        return RunWriter(self, run_id, key)
+
+    def clear_partial(self) -> int:
+        """Remove what interrupted runs left behind; returns how many there were."""
+        partial = self.root / PARTIAL
+        if not partial.is_dir():
+            return 0
+        stale = [p for p in partial.iterdir()]
+        for p in stale:
+            shutil.rmtree(p, ignore_errors=True)
+        return len(stale)
+
+
+def load_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def load_epochs(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "epochs.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,192 @@
+"""Training with a fastai ``Learner`` fed by device-resident batches.
+
+One ``Trainer`` holds the learner of a run: it fits stages (``fit_one_cycle`` with the body frozen or
+not), runs the learning-rate finder, records the report's per-epoch columns (train_loss, valid_loss,
+accuracy, error_rate, f_beta, time) and predicts class probabilities.
+
+Per-epoch metrics accumulate a confusion matrix on the device and are read once per epoch, so the
+validation loop does not wait for the host after every batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback
+from fastai.callback.progress import ProgressCallback
+from fastai.learner import Learner, Metric
+from fastai.losses import CrossEntropyLossFlat
+from fastai.optimizer import Adam
+from fastai.vision.all import DataLoaders
+
+from . import metrics as M
+from .batches import DeviceBatches
+from .models import create_model, splitter
+from .spec import FBeta, Stage
+
+
+class ConfusionMetric(Metric):
+    """A per-epoch figure computed from a confusion matrix accumulated on the device."""
+
+    def __init__(self, name: str, fn: Callable[[list[list[int]]], float]):
+        self._name, self.fn, self.cm = name, fn, None
+
+    def reset(self):
+        self.cm = None
+
+    def accumulate(self, learn):
+        pred = learn.pred.argmax(dim=-1)
+        counts = torch.bincount(learn.y.view(-1) * 2 + pred.view(-1), minlength=4)
+        self.cm = counts if self.cm is None else self.cm + counts
+
+    @property
+    def value(self):
+        if self.cm is None:
+            return None
+        return self.fn(self.cm.view(2, 2).tolist())
+
+    @property
+    def name(self):
+        return self._name
+
+
+def epoch_metrics(f_beta: FBeta) -> list[ConfusionMetric]:
+    positive = M.CLASS_INDEX[f_beta.positive]
+    return [
+        ConfusionMetric("accuracy", M.accuracy_from_confusion),
+        ConfusionMetric("error_rate", lambda cm: 1 - M.accuracy_from_confusion(cm)),
+        ConfusionMetric("f_beta", lambda cm: M.f_beta_from_confusion(cm, f_beta.beta, positive)),
+    ]
+
+
+class EpochLog(Callback):
+    """Hands every finished epoch's figures to ``on_epoch`` (after fastai's Recorder has logged them)."""
+
+    order = 60  # after Recorder (50)
+
+    def __init__(self, on_epoch: Callable[[dict], None]):
+        self.on_epoch = on_epoch
+
+    def before_epoch(self):
+        self.t0 = time.perf_counter()
+
+    def after_epoch(self):
+        names = self.recorder.metric_names  # epoch, train_loss, valid_loss, metrics..., time
+        values = self.recorder.log
+        row = {n: v for n, v in zip(names, values, strict=False) if n not in ("epoch", "time")}
+        row = {k: (float(v) if v is not None else None) for k, v in row.items()}
+        row["epoch"] = int(self.epoch)
+        row["seconds"] = time.perf_counter() - self.t0
+        self.on_epoch(row)
+
+
+class Interrupt(Callback):
+    """Raises KeyboardInterrupt after a given number of epochs: the tests' stand-in for Ctrl-C."""
+
+    order = 70
+
+    def __init__(self, after_epochs: int):
+        self.left = after_epochs
+
+    def after_epoch(self):
+        self.left -= 1
+        if self.left <= 0:
+            raise KeyboardInterrupt
+
+
+@dataclass
+class Trainer:
+    learn: Learner
+    device: torch.device
+
+    @classmethod
+    def create(
+        cls,
+        arch: str,
+        pretrained: bool,
+        dropout: float,
+        wd: float,
+        f_beta: FBeta,
+        train: DeviceBatches,
+        valid: DeviceBatches,
+        device: torch.device,
+        class_weights: list[float] | None = None,
+        path: str = ".",
+        callbacks: list[Callback] | None = None,
+    ) -> Trainer:
+        model = create_model(arch, pretrained, dropout).to(device)
+        weight = torch.tensor(class_weights, dtype=torch.float32, device=device) if class_weights else None
+        learn = Learner(
+            DataLoaders(train, valid, device=device),
+            model,
+            loss_func=CrossEntropyLossFlat(weight=weight),
+            opt_func=Adam,
+            splitter=splitter(arch),
+            metrics=epoch_metrics(f_beta),
+            wd=wd,
+            path=path,
+            cbs=callbacks or [],
+        )
+        learn.remove_cb(ProgressCallback)
+        learn.logger = _quiet  # epochs are reported through EpochLog, not printed by fastai
+        if device.type == "cuda":
+            learn.model.to(memory_format=torch.channels_last)
+            learn.to_bf16()
+        return cls(learn, device)
+
+    def set_data(self, train: DeviceBatches, valid: DeviceBatches) -> None:
+        """New batches for the same learner (a new fold, a new image size)."""
+        self.learn.dls = DataLoaders(train, valid, device=self.device)
+
+    def fit(self, stage: Stage, lr: float | tuple[float, float] | None = None) -> None:
+        """One ``fit_one_cycle`` with the body frozen or not (fastai v1's ``freeze``/``unfreeze``)."""
+        if stage.frozen:
+            self.learn.freeze()
+        else:
+            self.learn.unfreeze()
+        lr = stage.lr if lr is None else lr
+        max_lr = slice(*lr) if isinstance(lr, tuple | list) else lr
+        self.learn.fit_one_cycle(stage.epochs, max_lr)
+
+    def lr_find(self, num_it: int) -> dict:
+        """fastai's learning-rate finder: the loss per rate and fastai's suggestion (valley)."""
+        self.learn.freeze()
+        with self.learn.removed_cbs([c for c in self.learn.cbs if isinstance(c, EpochLog | Interrupt)]):
+            suggestion = self.learn.lr_find(num_it=num_it, show_plot=False)
+        rec = self.learn.recorder
+        return {
+            "lrs": [float(x) for x in rec.lrs],
+            "losses": [float(x) for x in rec.losses],
+            "suggestion": float(suggestion.valley),
+        }
+
+    @torch.no_grad()
+    def predict(self, batches: DeviceBatches) -> np.ndarray:
+        """Softmax class probabilities (N x 2, columns ALL, normal) in the cells' order."""
+        model = self.learn.model
+        model.eval()
+        out = []
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _nothing()
+        with autocast:
+            for x, _ in batches.new(shuffle=False, drop_last=False):
+                out.append(torch.softmax(model(x).float(), dim=-1))
+        return torch.cat(out).cpu().numpy()
+
+    def state_dict(self) -> dict:
+        return {k: v.detach().cpu() for k, v in self.learn.model.state_dict().items()}
+
+
+def _quiet(*args, **kwargs) -> None:
+    return None
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
