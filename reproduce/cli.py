@@ -110,6 +110,27 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regression(args: argparse.Namespace) -> int:
+    from cnmc_repro import regression
+
+    results = _options(args).results
+    if args.update:
+        path = regression.update(results)
+        print(f"wrote the regression baseline {path}; commit it with a message that says why the figures moved")
+        return 0
+    diffs, base = regression.check(results)
+    if diffs:
+        print(f"{len(diffs)} figure(s) differ from the baseline (tolerance {base['tolerance']}):")
+        for d in diffs[:50]:
+            print(f"  {d}")
+        if len(diffs) > 50:
+            print(f"  ... and {len(diffs) - 50} more")
+        print("if the change is intended: python -m reproduce regression --update, and commit the baseline")
+        return 1
+    print(f"every figure equals the baseline (tolerance {base['tolerance']}): {len(base['figures'])} specs")
+    return 0
+
+
 EXAMPLES_DATA_CHECK = """examples:
   python -m reproduce data check                         # the built-in synthetic data
   python -m reproduce data check --data ~/C-NMC_Leukemia
@@ -222,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_audit.add_argument("--json", action="store_true", help="print the findings as one JSON document")
     p_audit.set_defaults(func=_audit)
+
+    p_reg = sub.add_parser(
+        "regression",
+        help="compare the latest smoke runs with the committed baseline of the suite's own figures",
+        epilog="examples:\n  python -m reproduce all --no-pretrained && python -m reproduce regression\n"
+        "  python -m reproduce regression --update    # accept moved figures on purpose\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_reg.add_argument("--update", action="store_true", help="write the baseline from the latest smoke runs")
+    p_reg.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
+    p_reg.set_defaults(func=_regression)
     return parser
 
 

@@ -56,7 +56,9 @@ def table_rows(table: PublishedTable, epochs: list[dict]) -> list[dict]:
     return rows
 
 
-def _verdict(difference: float | None, tolerance: float, synthetic: bool) -> str:
+def verdict(difference: float | None, tolerance: float, synthetic: bool) -> str:
+    """How a reproduced figure stands against a published one: "reproduced" within ``tolerance``, "differs"
+    beyond it, "not run" without a reproduced figure, "not comparable (synthetic data)" on synthetic data."""
     if difference is None:
         return "not run"
     if synthetic:
@@ -84,7 +86,7 @@ def summary_rows(spec: Spec, result: dict | None, epochs: list[dict], synthetic:
                     "reproduced": value,
                     "difference": diff,
                     "tolerance": t,
-                    "verdict": _verdict(diff, t, synthetic),
+                    "verdict": verdict(diff, t, synthetic),
                 }
             )
     test = (result or {}).get("test") or {}
@@ -99,7 +101,7 @@ def summary_rows(spec: Spec, result: dict | None, epochs: list[dict], synthetic:
                 "reproduced": value,
                 "difference": diff,
                 "tolerance": tol.test_accuracy,
-                "verdict": _verdict(diff, tol.test_accuracy, synthetic),
+                "verdict": verdict(diff, tol.test_accuracy, synthetic),
             }
         )
     for metric, label in (("sensitivity", "test ALL recall"), ("weighted_f1", "test weighted F1")):

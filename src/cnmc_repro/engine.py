@@ -94,7 +94,9 @@ class Engine:
         self._ctx = None
 
     def resolved(self, spec_id: str) -> Spec:
-        return resolve(self.specs[spec_id], self.profile, self.options.pretrained)
+        from .models import weights_file
+
+        return resolve(self.specs[spec_id], self.profile, self.options.pretrained, lambda a: weights_file(a).is_file())
 
     def key(self, spec_id: str) -> str:
         if spec_id not in self._keys:
@@ -235,8 +237,9 @@ class Engine:
 
 
 def run(ids: list[str] | None, options: Options) -> list[Outcome]:
-    engine = Engine(options)
-    return engine.run(ids if ids else list(engine.specs))
+    specs = load_all()
+    ids = resolve_ids(ids, specs) if ids else list(specs)  # an unknown table stops before any data is read
+    return Engine(options).run(ids)
 
 
 def list_specs(options: Options) -> list[dict]:

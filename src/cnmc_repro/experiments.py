@@ -49,6 +49,7 @@ class Context:
     current: dict = field(default_factory=dict)  # tags of the stage in hand: stage, fold, probe, size
     _images: dict = field(default_factory=dict)
     _pool: tuple[list[Cell], list[Cell]] | None = None
+    _interrupt: Interrupt | None = None
 
     def cells(self) -> tuple[list[Cell], list[Cell]]:
         """(training pool, labelled test cells), capped by the profile with a seeded stratified sample."""
@@ -78,7 +79,9 @@ class Context:
     def callbacks(self):
         cbs = [EpochLog(self.record_epoch)]
         if self.interrupt_after_epochs:
-            cbs.append(Interrupt(self.interrupt_after_epochs))
+            if self._interrupt is None:  # one count across the learners of this invocation
+                self._interrupt = Interrupt(self.interrupt_after_epochs)
+            cbs.append(self._interrupt)
         return cbs
 
 

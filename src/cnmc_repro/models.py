@@ -8,15 +8,15 @@ dropout ``ps``, a 512-unit layer, two outputs); the body and head are the parame
 from __future__ import annotations
 
 import socket
+import typing
 from pathlib import Path
 
 import torch
 import torchvision
-from fastai.vision.learner import create_vision_model, model_meta
-
 from .errors import UserError
+from .spec import Arch
 
-ARCHS = ("alexnet", "squeezenet1_0", "squeezenet1_1", "vgg19_bn", "resnet34", "resnet50", "densenet121")
+ARCHS = typing.get_args(Arch)
 
 
 def arch_fn(name: str):
@@ -55,6 +55,8 @@ def ensure_weights(name: str) -> Path:
 
 def create_model(name: str, pretrained: bool, dropout: float, n_out: int = 2) -> torch.nn.Module:
     """fastai's body + head on a torchvision architecture; ImageNet weights in the body when ``pretrained``."""
+    from fastai.vision.learner import create_vision_model
+
     fn = arch_fn(name)
     if pretrained:
         ensure_weights(name)
@@ -63,4 +65,6 @@ def create_model(name: str, pretrained: bool, dropout: float, n_out: int = 2) ->
 
 def splitter(name: str):
     """fastai's body/head parameter groups for ``name``."""
+    from fastai.vision.learner import model_meta
+
     return model_meta[arch_fn(name)]["split"]

@@ -1,13 +1,14 @@
 """Profiles: ``full`` runs a spec as published; ``smoke`` shrinks it in code so that every spec runs on a CPU.
 
-``smoke`` caps every stage at one epoch, images at 64 px (AlexNet's smallest input is 63 px), the cells at
-a stratified sample, and trains from random weights (ImageNet weights mean nothing to the built-in
-synthetic cells, and a CPU machine may have no network to fetch them). The specs themselves are unchanged:
-a smoke run is the same recipe, small.
+``smoke`` caps every stage at one epoch, images at 64 px (AlexNet's smallest input is 63 px) and the cells
+at a stratified sample. It uses a spec's ImageNet weights only when they are already in torchvision's
+cache and never downloads them (a CPU machine may have no network); otherwise it trains from random
+weights, and the run records which. The specs themselves are unchanged: a smoke run is the same recipe, small.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from .errors import UserError
@@ -21,7 +22,7 @@ class Profile:
     max_size: int | None
     max_train_cells: int | None
     max_test_cells: int | None
-    pretrained: bool  # whether the specs' pretrained weights are used
+    download_weights: bool  # full: fetch missing ImageNet weights; smoke: use them only when cached
     lr_find_iterations: int
     max_bs: int | None
 
@@ -43,14 +44,20 @@ def _stage(stage: Stage, profile: Profile) -> Stage:
     return replace(stage, epochs=epochs, size=size)
 
 
-def resolve(spec: Spec, profile: Profile, pretrained: bool = True) -> Spec:
-    """The spec as this profile runs it (the stored, resolved spec of a run)."""
+def resolve(
+    spec: Spec, profile: Profile, pretrained: bool = True, cached: Callable[[str], bool] = lambda a: True
+) -> Spec:
+    """The spec as this profile runs it (the stored, resolved spec of a run).
+
+    ``pretrained=False`` (``--no-pretrained``) trains from random weights; ``cached(arch)`` says whether the
+    ImageNet weights of ``arch`` are in torchvision's cache.
+    """
     if spec.recipe is None:
         return spec
     r = spec.recipe
     recipe = replace(
         r,
-        pretrained=r.pretrained and profile.pretrained and pretrained,
+        pretrained=r.pretrained and pretrained and (profile.download_weights or cached(r.arch)),
         size=min(r.size, profile.max_size) if profile.max_size else r.size,
         bs=min(r.bs, profile.max_bs) if profile.max_bs else r.bs,
         stages=[_stage(s, profile) for s in r.stages],

@@ -16,7 +16,24 @@ from .errors import UserError
 from .paths import specs_dir
 from .strict import SpecError, build, load_yaml
 
-Arch = Literal["alexnet", "squeezenet1_0", "squeezenet1_1", "vgg19_bn", "resnet34", "resnet50", "densenet121"]
+# torchvision architectures that fastai knows how to cut into body and head (fastai.vision.learner.model_meta)
+Arch = Literal[
+    "alexnet",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "vgg11_bn",
+    "vgg13_bn",
+    "vgg16_bn",
+    "vgg19_bn",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "densenet121",
+    "densenet169",
+    "densenet201",
+]
 Kind = Literal["train", "progressive_resizing", "kfold", "bayesian_search", "ensemble"]
 NOT_SPECS = {"dataset.yaml"}  # benchmarks/ files that are not experiment specs
 

@@ -102,6 +102,7 @@ class Interrupt(Callback):
 class Trainer:
     learn: Learner
     device: torch.device
+    pretrained: bool
 
     @classmethod
     def create(
@@ -136,15 +137,19 @@ class Trainer:
         if device.type == "cuda":
             learn.model.to(memory_format=torch.channels_last)
             learn.to_bf16()
-        return cls(learn, device)
+        return cls(learn, device, pretrained)
 
     def set_data(self, train: DeviceBatches, valid: DeviceBatches) -> None:
         """New batches for the same learner (a new fold, a new image size)."""
         self.learn.dls = DataLoaders(train, valid, device=self.device)
 
     def fit(self, stage: Stage, lr: float | tuple[float, float] | None = None) -> None:
-        """One ``fit_one_cycle`` with the body frozen or not (fastai v1's ``freeze``/``unfreeze``)."""
-        if stage.frozen:
+        """One ``fit_one_cycle`` with the body frozen or not (fastai v1's ``freeze``/``unfreeze``).
+
+        A body without pretrained weights is never frozen: random features are nothing to keep, and fastai's
+        learner freezes only pretrained bodies.
+        """
+        if stage.frozen and self.pretrained:
             self.learn.freeze()
         else:
             self.learn.unfreeze()

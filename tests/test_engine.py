@@ -1,0 +1,150 @@
+"""The engine end to end on tiny generated data (smoke profile, CPU): runs, resumes, repeats exactly."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnmc_repro import bayesian
+from cnmc_repro.engine import Options, run
+from cnmc_repro.store import load_epochs, load_json
+
+
+def _opts(data: Path, results: Path, **kw) -> Options:
+    return Options(data=str(data), profile="smoke", device="cpu", results=results, quiet=True, **kw)
+
+
+def _figures(run_dir: Path) -> list[dict]:
+    """Per-epoch figures without the wall-clock time."""
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in load_epochs(run_dir)]
+
+
+def _result(run_dir: Path) -> dict:
+    r = load_json(run_dir / "result.json")
+    return {k: r[k] for k in ("validation", "test", "predictions")}
+
+
+@pytest.fixture(scope="module")
+def squeezenet_run(tiny_data_ro, tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    (out,) = run(["squeezenet"], _opts(tiny_data_ro, results))
+    return out
+
+
+def test_a_run_writes_its_folder(squeezenet_run):
+    d = squeezenet_run.run_dir
+    assert {p.name for p in d.iterdir()} >= {
+        "spec.json",
+        "environment.json",
+        "epochs.jsonl",
+        "result.json",
+        "checkpoint.pth",
+        "lr_find.json",
+    }
+    meta, result = load_json(d / "spec.json"), load_json(d / "result.json")
+    assert meta["profile"] == "smoke" and meta["seed"] == 0 and meta["pretrained"] is False
+    assert result["schema_version"] == 1 and result["validation"]["cells"] > 0 and result["test"]["cells"] == 10
+    epochs = load_epochs(d)
+    assert [e["stage"] for e in epochs] == ["frozen", "unfrozen"]
+    assert {"train_loss", "valid_loss", "accuracy", "error_rate", "f_beta", "seconds"} <= set(epochs[0])
+    assert d.name.startswith("squeezenet-smoke-seed0-")
+
+
+def test_two_cpu_runs_with_one_seed_give_identical_figures(squeezenet_run, tiny_data_ro, tmp_path):
+    (again,) = run(["squeezenet"], _opts(tiny_data_ro, tmp_path))
+    assert again.ran
+    assert _figures(again.run_dir) == _figures(squeezenet_run.run_dir)
+    assert _result(again.run_dir) == _result(squeezenet_run.run_dir)
+    (other,) = run(["squeezenet"], _opts(tiny_data_ro, tmp_path / "other", seed=1))
+    assert _figures(other.run_dir) != _figures(squeezenet_run.run_dir)
+
+
+def test_an_unchanged_run_is_not_redone_unless_forced(squeezenet_run, tiny_data_ro):
+    results = squeezenet_run.run_dir.parent
+    (same,) = run(["4.2"], _opts(tiny_data_ro, results))
+    assert not same.ran and same.run_dir == squeezenet_run.run_dir
+    (forced,) = run(["squeezenet"], _opts(tiny_data_ro, results, force=True))
+    assert forced.ran and forced.run_dir != squeezenet_run.run_dir
+
+
+def test_an_interrupted_run_restarts_and_ends_with_the_same_figures(squeezenet_run, tiny_data_ro, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run(["alexnet", "squeezenet"], _opts(tiny_data_ro, tmp_path, interrupt_after_epochs=3))
+    finished = [p for p in tmp_path.iterdir() if (p / "result.json").is_file()]
+    assert [p.name.split("-")[0] for p in finished] == ["alexnet"]  # the run before the interrupted one is kept
+    assert list((tmp_path / ".partial").iterdir())  # the interrupted run is left unfinished, not as a run
+    outcomes = run(["alexnet", "squeezenet"], _opts(tiny_data_ro, tmp_path))
+    assert [o.ran for o in outcomes] == [False, True]  # continues where it stopped
+    assert _figures(outcomes[1].run_dir) == _figures(squeezenet_run.run_dir)
+    assert _result(outcomes[1].run_dir) == _result(squeezenet_run.run_dir)
+    assert not list((tmp_path / ".partial").iterdir())
+
+
+def test_the_ensemble_is_the_mean_of_its_members_stored_probabilities(tiny_data_ro, tmp_path):
+    outcomes = run(["ensembles"], _opts(tiny_data_ro, tmp_path))
+    assert [o.spec_id for o in outcomes] == ["resnet50", "vgg19", "squeezenet", "densenet121", "ensembles"]
+    members = {o.spec_id: load_json(o.run_dir / "result.json") for o in outcomes[:-1]}
+    ens = load_json(outcomes[-1].run_dir / "result.json")
+    assert len(ens["ensembles"]) == 3
+    for entry in ens["ensembles"]:
+        preds = [members[m]["predictions"]["test"] for m in entry["members"]]
+        mean = np.mean([p["prob_all"] for p in preds], axis=0)
+        targets = np.array(preds[0]["targets"])
+        accuracy = np.mean((mean >= 0.5) == (targets == 0))
+        assert entry["test"]["accuracy"] == pytest.approx(accuracy)
+        assert entry["member_runs"] == [members[m]["run_id"] for m in entry["members"]]
+    assert ens["test"]["accuracy"] == max(e["test"]["accuracy"] for e in ens["ensembles"])
+
+
+def test_the_bayesian_search_probes_11_points_and_retrains_the_best(tiny_data_ro, tmp_path):
+    (out,) = run(["bayesian_search"], _opts(tiny_data_ro, tmp_path))
+    result = load_json(out.run_dir / "result.json")
+    probes = result["probes"]
+    assert len(probes) == 11 and [p["index"] for p in probes] == list(range(11))
+    bounds = {"dp": (0.1, 0.7), "lr": (1e-6, 1e-2), "wd": (0.01, 0.8)}
+    assert [p["params"] for p in probes[:6]] == bayesian.random_probes(bounds, 1, 6)
+    assert result["best"] == max(probes, key=lambda p: p["target"])
+    epochs = load_epochs(out.run_dir)
+    assert sorted({e["probe"] for e in epochs if "probe" in e}) == list(range(11))
+    retrain = [e for e in epochs if e.get("stage") == "best"]
+    assert len(retrain) == 1 and "probe" not in retrain[0]
+
+
+def test_the_search_proposes_the_published_probes_where_the_audit_says_it_does():
+    """Fed the printed targets, the engine's search proposes Fig 4.12's iterations 0-7 and 9 digit for digit."""
+    from cnmc_repro.spec import load_all
+
+    published = load_all()["bayesian_search"].published.bayesian
+    targets = iter(float(p.target) for p in published)
+    bounds = {"dp": (0.1, 0.7), "lr": (1e-6, 1e-2), "wd": (0.01, 0.8)}
+    probes = bayesian.search(lambda params: next(targets), bounds, 1, 6, 5)
+    exact = [
+        all(repr(pr["params"][k]) == getattr(pub, k) for k in ("dp", "lr", "wd"))
+        for pr, pub in zip(probes, published, strict=True)
+    ]
+    assert [i for i, e in enumerate(exact) if e] == [0, 1, 2, 3, 4, 5, 6, 7, 9]
+
+
+def test_kfold_carries_weights_and_records_every_fold(tiny_data_ro, tmp_path):
+    (out,) = run(["kfold"], _opts(tiny_data_ro, tmp_path))
+    result = load_json(out.run_dir / "result.json")
+    assert [f["fold"] for f in result["folds"]] == [0, 1, 2, 3, 4]
+    assert sum(f["valid_cells"] for f in result["folds"]) == 36
+    epochs = load_epochs(out.run_dir)
+    assert [(e["fold"], e["stage"]) for e in epochs] == [(k, s) for k in range(5) for s in ("cycle1", "cycle2")]
+    mean, std = result["kfold_summary"]["accuracy"]
+    accs = [f["validation"]["accuracy"] for f in result["folds"]]
+    assert mean == pytest.approx(np.mean(accs)) and std == pytest.approx(np.std(accs, ddof=1))
+
+
+def test_cli_run_says_when_there_is_nothing_to_do(tiny_data_ro, tmp_path, cli):
+    code, out, _ = cli("run", "alexnet", "--data", tiny_data_ro, "--profile", "smoke", "--results", tmp_path)
+    assert code == 0 and "1 run(s) trained" in out
+    code, out, err = cli("run", "alexnet", "--data", tiny_data_ro, "--profile", "smoke", "--results", tmp_path)
+    assert code == 0 and "nothing to do" in out and "up to date" in err
+    code, out, _ = cli("show", "alexnet", "--results", tmp_path)
+    assert code == 0 and "Table 4.1. Alexnet Training" in out and "0.398766" in out
+    code, out, _ = cli("list", "--results", tmp_path)
+    assert code == 0 and "alexnet" in out and "not run" in out
+    assert json.loads((next(tmp_path.glob("alexnet-*")) / "spec.json").read_text())["profile"] == "smoke"

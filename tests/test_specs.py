@@ -1,0 +1,77 @@
+"""Schema tests: every spec in benchmarks/ loads, and a bad spec stops with the file and the key."""
+
+from pathlib import Path
+
+import pytest
+
+from cnmc_repro.spec import load_all, load_spec, resolve_ids, spec_files
+from cnmc_repro.strict import SpecError
+
+SPECS = spec_files()
+
+
+def test_there_is_a_spec_for_every_table_of_chapter_4():
+    specs = load_all()
+    tables = {t for s in specs.values() for t in s.published.tables}
+    assert tables == {"4.1", "4.2", "4.3", "4.4", "4.6", "4.7", "4.8", "4.9", "4.10", "4.11", "4.12", "4.13", "4.14"}
+    assert resolve_ids(["4.5"], specs) == ["progressive_resizing"]
+    assert specs["progressive_resizing"].published.schedule == {8: 8, 16: 16, 24: 24, 32: 28, 64: 40, 128: 36, 224: 14}
+    assert len(specs["bayesian_search"].published.bayesian) == 11
+
+
+@pytest.mark.parametrize("path", SPECS, ids=[p.stem for p in SPECS])
+def test_every_spec_loads_and_its_tables_parse(path):
+    spec = load_spec(path)
+    for table in spec.published.tables.values():
+        rows = table.values()
+        assert rows and all(isinstance(r["epoch"], float) for r in rows)
+    if spec.recipe:
+        # each published table is tied to a stage the recipe runs
+        stages = {s.name for s in spec.recipe.stages} | {
+            s.name for s in (spec.bayesian.retrain if spec.bayesian else [])
+        }
+        assert all(t.stage in stages for t in spec.published.tables.values())
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    base = Path(SPECS[0]).read_text()
+    p = tmp_path / f"{SPECS[0].stem}.yaml"
+    p.write_text(text(base))
+    return p
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda s: s.replace("  bs: 64\n", "  bs: 64\n  batch: 32\n"), "has an unknown key 'recipe.batch'"),
+        (lambda s: s.replace("  bs: 64\n", ""), "the required key 'recipe.bs' is missing"),
+        (lambda s: s.replace("  bs: 64\n", "  bs: sixty-four\n"), "recipe.bs must be a whole number"),
+        (lambda s: s.replace("  arch: alexnet\n", "  arch: lenet\n"), "recipe.arch is 'lenet'; it must be one of"),
+        (lambda s: s.replace("kind: train", "kind: training"), "kind is 'training'"),
+        (lambda s: s + "  : :\n", "is not valid YAML"),
+    ],
+    ids=["unknown-key", "missing-field", "wrong-type", "bad-arch", "bad-kind", "bad-yaml"],
+)
+def test_a_bad_spec_names_the_file_and_the_key(tmp_path, edit, message):
+    path = _write(tmp_path, edit)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_bad_spec_in_the_specs_folder_stops_the_command_line(tmp_path, monkeypatch, cli):
+    for p in SPECS:
+        (tmp_path / p.name).write_text(p.read_text())
+    (tmp_path / "alexnet.yaml").write_text(
+        (tmp_path / "alexnet.yaml").read_text().replace("  wd: 0.01\n", "  wd: lots\n")
+    )
+    monkeypatch.setenv("CNMC_REPRO_SPECS", str(tmp_path))
+    code, _, err = cli("list")
+    assert code == 2 and "alexnet.yaml: recipe.wd must be a number" in err and "Traceback" not in err
+
+
+def test_an_unknown_table_is_one_sentence(cli, tmp_path):
+    code, _, err = cli("run", "4.99", "--results", tmp_path)
+    assert code == 2 and "unknown table or spec '4.99'" in err
+    code, _, err = cli("show", "nosuch", "--results", tmp_path)
+    assert code == 2 and "unknown table or spec 'nosuch'" in err
