@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+
 from .errors import UserError
 from .spec import Arch
 
