@@ -179,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_options.add_argument("--data", metavar="PATH", help="C-NMC folder holding training_data/ (default: built-in)")
     run_options.add_argument(
         "--profile",
-        choices=("full", "smoke"),
+        choices=("full", "smoke", "timing"),
         help="full: the recipe as published (default with --data); smoke: small and fast "
-        "(default on the built-in data)",
+        "(default on the built-in data); timing: the published sizes, one epoch per stage",
     )
     run_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     run_options.add_argument("--seed", type=int, default=0, help="the run seed (default 0)")
@@ -231,7 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_show.add_argument("id", metavar="ID", help="spec id or table number")
-    p_show.add_argument("--profile", choices=("full", "smoke"), help="which profile's latest run (default: any)")
+    p_show.add_argument(
+        "--profile", choices=("full", "smoke", "timing"), help="which profile's latest run (default: any)"
+    )
     p_show.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
     p_show.set_defaults(func=_show)
     p_audit = sub.add_parser(

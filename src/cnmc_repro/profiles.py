@@ -29,12 +29,14 @@ class Profile:
 
 FULL = Profile("full", None, None, None, None, True, 100, None)
 SMOKE = Profile("smoke", 1, 64, 240, 64, False, 8, 32)
-PROFILES = {"full": FULL, "smoke": SMOKE}
+# timing: the published sizes and data, one epoch per stage; per-epoch times project a full run's duration
+TIMING = Profile("timing", 1, None, None, None, False, 20, None)
+PROFILES = {"full": FULL, "smoke": SMOKE, "timing": TIMING}
 
 
 def get_profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise UserError(f"unknown profile {name!r}; choose full or smoke")
+        raise UserError(f"unknown profile {name!r}; choose full, smoke or timing")
     return PROFILES[name]
 
 
