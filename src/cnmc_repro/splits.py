@@ -68,8 +68,12 @@ def subject_kfold(cells: Sequence[Cell], k: int = 5, seed: int = 1) -> list[Spli
 
 
 def subject_split(cells: Sequence[Cell], valid_fraction: float, seed: int) -> Split:
-    """One subject-grouped split: the first of ``round(1 / valid_fraction)`` subject folds validates."""
-    k = max(2, round(1 / valid_fraction))
+    """One subject-grouped split: the first of about ``1 / valid_fraction`` subject folds validates (fewer
+    folds when the smaller class has fewer subject groups than that, never fewer than two)."""
+    groups = subject_groups(cells)
+    labels = np.array([c.target for c in cells])
+    smallest = min(len(set(groups[labels == y])) for y in np.unique(labels))
+    k = max(2, min(round(1 / valid_fraction), smallest))
     return subject_kfold(cells, k, seed)[0]
 
 

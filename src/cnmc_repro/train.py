@@ -4,8 +4,8 @@ One ``Trainer`` holds the learner of a run: it fits stages (``fit_one_cycle`` wi
 not), runs the learning-rate finder, records the report's per-epoch columns (train_loss, valid_loss,
 accuracy, error_rate, f_beta, time) and predicts class probabilities.
 
-Per-epoch metrics accumulate a confusion matrix on the device and are read once per epoch, so the
-validation loop does not wait for the host after every batch.
+Per-epoch metrics accumulate a confusion matrix on the device, and the losses fastai records are kept
+on the device too: they are read once per epoch, so the loops do not wait for the host after every batch.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
-from fastai.learner import Learner, Metric
+from fastai.learner import AvgLoss, AvgSmoothLoss, Learner, Metric
 from fastai.losses import CrossEntropyLossFlat
-from fastai.optimizer import Adam
+from fastai.optimizer import Adam, OptimWrapper
+from fastai.torch_core import find_bs
 from fastai.vision.all import DataLoaders
 
 from . import metrics as M
@@ -61,6 +63,41 @@ def epoch_metrics(f_beta: FBeta) -> list[ConfusionMetric]:
         ConfusionMetric("error_rate", lambda cm: 1 - M.accuracy_from_confusion(cm)),
         ConfusionMetric("f_beta", lambda cm: M.f_beta_from_confusion(cm, f_beta.beta, positive)),
     ]
+
+
+class DeviceAvgLoss(AvgLoss):
+    """fastai's validation-loss mean, accumulated on the device (fastai copies every batch's loss to the host)."""
+
+    def accumulate(self, learn):
+        bs = find_bs(learn.yb)
+        self.total += learn.loss.detach().mean().float() * bs
+        self.count += bs
+
+
+class DeviceAvgSmoothLoss(AvgSmoothLoss):
+    """fastai's smoothed training loss (the printed train_loss), kept on the device between batches."""
+
+    def accumulate(self, learn):
+        self.count += 1
+        loss = learn.loss.detach().mean().float()
+        self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
+
+
+def _set_meters(recorder, loss: AvgLoss, smooth_loss: AvgSmoothLoss) -> None:
+    # plain attribute writes: fastai's Callback.__setattr__ would warn that the learner has these names too
+    object.__setattr__(recorder, "loss", loss)
+    object.__setattr__(recorder, "smooth_loss", smooth_loss)
+
+
+def optimiser(device: torch.device):
+    """fastai's Adam on a CPU (exact, as fastai trains); on a GPU the same update as one fused AdamW kernel.
+
+    Both decouple the weight decay (fastai's ``true_wd``) and use fastai's eps of 1e-5; fastai's one-cycle
+    schedule drives lr and the first moment through fastai's hyper-parameter names either way.
+    """
+    if device.type == "cuda":
+        return partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True, eps=1e-5))
+    return Adam
 
 
 class EpochLog(Callback):
@@ -125,7 +162,7 @@ class Trainer:
             DataLoaders(train, valid, device=device),
             model,
             loss_func=CrossEntropyLossFlat(weight=weight),
-            opt_func=Adam,
+            opt_func=optimiser(device),
             splitter=splitter(arch),
             metrics=epoch_metrics(f_beta),
             wd=wd,
@@ -133,6 +170,7 @@ class Trainer:
             cbs=callbacks or [],
         )
         learn.remove_cb(ProgressCallback)
+        _set_meters(learn.recorder, DeviceAvgLoss(), DeviceAvgSmoothLoss())
         learn.logger = _quiet  # epochs are reported through EpochLog, not printed by fastai
         if device.type == "cuda":
             learn.model.to(memory_format=torch.channels_last)
@@ -160,9 +198,14 @@ class Trainer:
     def lr_find(self, num_it: int) -> dict:
         """fastai's learning-rate finder: the loss per rate and fastai's suggestion (valley)."""
         self.learn.freeze()
-        with self.learn.removed_cbs([c for c in self.learn.cbs if isinstance(c, EpochLog | Interrupt)]):
-            suggestion = self.learn.lr_find(num_it=num_it, show_plot=False)
         rec = self.learn.recorder
+        fast = rec.loss, rec.smooth_loss
+        _set_meters(rec, AvgLoss(), AvgSmoothLoss())  # fastai's finder reads host-side losses
+        try:
+            with self.learn.removed_cbs([c for c in self.learn.cbs if isinstance(c, EpochLog | Interrupt)]):
+                suggestion = self.learn.lr_find(num_it=num_it, show_plot=False)
+        finally:
+            _set_meters(rec, *fast)
         return {
             "lrs": [float(x) for x in rec.lrs],
             "losses": [float(x) for x in rec.losses],
