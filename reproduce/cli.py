@@ -67,7 +67,13 @@ def _run(args: argparse.Namespace) -> int:
     from cnmc_repro.engine import run
 
     ids = args.ids if args.command == "run" else None
-    outcomes = run(ids, _options(args))
+    options = _options(args)
+    outcomes = run(ids, options)
+    if args.command == "all":
+        from cnmc_repro.report import render_report
+
+        html, md = render_report(Path(options.results))
+        print(f"report: {html} and {md}")
     ran = [o for o in outcomes if o.ran]
     print(
         f"{len(ran)} run(s) trained, {len(outcomes) - len(ran)} already up to date; results in "
@@ -78,6 +84,14 @@ def _run(args: argparse.Namespace) -> int:
             "nothing to do: every spec has a finished run with the same spec, profile, seed, data and code "
             "(--force reruns)"
         )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cnmc_repro.report import render_report
+
+    html, md = render_report(_options(args).results, Path(args.out) if args.out else None, profile=args.profile)
+    print(f"report: {html} and {md}")
     return 0
 
 
@@ -236,6 +250,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_show.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
     p_show.set_defaults(func=_show)
+    p_report = sub.add_parser(
+        "report",
+        help="render results/report.html and results/report.md from the finished runs",
+        epilog="examples:\n  python -m reproduce report\n  python -m reproduce report --profile full --out /tmp/r\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_report.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
+    p_report.add_argument("--profile", choices=("full", "smoke", "timing"), help="only runs of this profile")
+    p_report.add_argument("--out", metavar="DIR", help="where to write the report (default: the results folder)")
+    p_report.set_defaults(func=_report)
+
     p_audit = sub.add_parser(
         "audit",
         help="infer validation sizes, F-beta, confusion matrices and the Bayesian set-up from the "

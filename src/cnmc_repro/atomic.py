@@ -13,6 +13,7 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes owner-only files; give the usual permissions
     try:
         with os.fdopen(fd, mode) as f:
             write(f)
@@ -25,6 +26,12 @@ def write_atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> 
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: Path, text: str) -> None:

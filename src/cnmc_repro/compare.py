@@ -139,11 +139,8 @@ def format_show(spec_id: str, results: Path, profile: str | None = None) -> str:
         lines.append("not run yet: python -m reproduce run " + spec.id)
         result, epochs, meta = None, [], {}
     else:
-        result, epochs, meta = (
-            load_json(run_dir / "result.json"),
-            load_epochs(run_dir),
-            load_json(run_dir / "spec.json"),
-        )
+        result, epochs = load_json(run_dir / "result.json") or {}, load_epochs(run_dir)
+        meta = load_json(run_dir / "spec.json") or {"data": {"synthetic": False}, "profile": "?", "seed": "?"}
         synthetic = meta["data"]["synthetic"]
         lines.append(
             f"run {run_dir.name}: profile {meta['profile']}, seed {meta['seed']}, device {result.get('device')}, "

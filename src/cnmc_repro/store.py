@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import time
@@ -148,11 +149,8 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def runs(self) -> list[Path]:
-        """Finished run folders, oldest first."""
-        return sorted(
-            (p for p in self.root.iterdir() if p.is_dir() and (p / "result.json").is_file()),
-            key=lambda p: p.stat().st_mtime,
-        )
+        """Finished run folders, oldest first (by the time in the run id, which survives copying)."""
+        return sorted((p for p in self.root.iterdir() if p.is_dir() and (p / "result.json").is_file()), key=_run_time)
 
     def find(self, key: str) -> Path | None:
         """The newest finished run with this key."""
@@ -190,6 +188,13 @@ class Store:
         for p in stale:
             shutil.rmtree(p, ignore_errors=True)
         return len(stale)
+
+
+def _run_time(run_dir: Path) -> tuple[str, int, float]:
+    m = re.search(r"-(\d{8}-\d{6})(?:-(\d+))?$", run_dir.name)
+    if not m:
+        return ("", 0, run_dir.stat().st_mtime)
+    return (m.group(1), int(m.group(2) or 1), 0.0)
 
 
 def load_json(path: Path) -> Any:

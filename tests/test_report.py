@@ -1,0 +1,495 @@
+"""The report (``cnmc_repro.report``): HTML and Markdown rendered from run folders the tests write by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from cnmc_repro import report
+from cnmc_repro.audit import audit
+from cnmc_repro.spec import load_all
+from cnmc_repro.strict import to_plain
+
+CHROMIUM = Path("/usr/bin/chromium")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def specs():
+    return load_all()
+
+
+@pytest.fixture(scope="session")
+def findings(specs):
+    """The real audit, computed once: it takes seconds (the Bayesian search is asked of bayes_opt again)."""
+    return audit(specs)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cached_audit(findings):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report, "audit", lambda specs: findings)
+        yield
+
+
+def summary(confusion: list[list[int]], **extra) -> dict:
+    """A validation/test summary as metrics.summary writes it, from a confusion matrix (rows true ALL/normal)."""
+    (tp, fn), (fp, tn) = confusion
+    n = tp + fn + fp + tn
+    out = {
+        "cells": n,
+        "confusion": confusion,
+        "accuracy": (tp + tn) / n,
+        "error_rate": (fn + fp) / n,
+        "sensitivity": tp / (tp + fn),
+        "specificity": tn / (tn + fp),
+        "precision": tp / (tp + fp),
+        "f1": 2 * tp / (2 * tp + fn + fp),
+        "f_beta": 0.8,
+        "weighted_f1": 0.81,
+        "balanced_accuracy": 0.8,
+        "roc_auc": 0.9,
+    }
+    return out | extra
+
+
+def write_run(
+    root: Path,
+    spec,
+    result: dict,
+    epochs: list[dict] = (),
+    *,
+    profile: str = "smoke",
+    seed: int = 0,
+    synthetic: bool = True,
+    lr_find: dict | None = None,
+    stamp: str = "20240101-000000",
+    seconds: float = 12.5,
+) -> Path:
+    """A finished run folder as the engine writes it (made-up numbers)."""
+    run_dir = root / f"{spec.id}-{profile}-seed{seed}-{stamp}"
+    run_dir.mkdir(parents=True)
+    data = {"root": "/data/synthetic" if synthetic else "/data/C-NMC_Leukemia", "synthetic": synthetic}
+    meta = {"spec": to_plain(spec), "profile": profile, "seed": seed, "run_key": "k" + stamp, "pretrained": False}
+    (run_dir / "spec.json").write_text(json.dumps(meta | {"data": data | {"fingerprint": "f1ngerpr1nt"}}))
+    env = {
+        "git_commit": "0123abcd",
+        "git_dirty": False,
+        "code_version": "c0dec0dec0de",
+        "python": "3.11.9",
+        "platform": "Linux-test",
+        "libraries": {"torch": "2.14.1", "fastai": "2.8.12", "numpy": "2.4.6"},
+        "device": "cpu",
+    }
+    (run_dir / "environment.json").write_text(json.dumps(env))
+    (run_dir / "epochs.jsonl").write_text("".join(json.dumps({"spec": spec.id, **e}) + "\n" for e in epochs))
+    if lr_find is not None:
+        (run_dir / "lr_find.json").write_text(json.dumps(lr_find))
+    base = {"schema_version": 1, "run_id": run_dir.name, "spec": spec.id, "kind": spec.kind, "profile": profile}
+    base |= {"seed": seed, "device": "cpu", "seconds": seconds, "synthetic": synthetic, "pretrained": False}
+    (run_dir / "result.json").write_text(json.dumps(base | {"predictions": {}} | result))
+    return run_dir
+
+
+def epoch(stage: str, i: int, accuracy: float, f_beta: float, **tags) -> dict:
+    return {
+        "stage": stage,
+        "epochs": 10,
+        "size": 64,
+        "epoch": i,
+        "train_loss": 0.5 - 0.01 * i,
+        "valid_loss": 0.45 - 0.01 * i,
+        "accuracy": accuracy,
+        "error_rate": 1 - accuracy,
+        "f_beta": f_beta,
+        "seconds": 1.5,
+        **tags,
+    }
+
+
+ALEXNET_FINAL = (0.876543, 0.812345)  # Table 4.1's last epoch, reproduced (published 0.911207, 0.869598)
+
+
+def write_alexnet(root: Path, specs, **kw) -> Path:
+    epochs = [epoch("frozen", i, 0.7 + 0.01 * i, 0.6) for i in range(2)]
+    epochs += [epoch("unfrozen", i, 0.8 + 0.005 * i, 0.75) for i in range(9)]
+    epochs += [epoch("unfrozen", 9, *ALEXNET_FINAL)]
+    lrs = [10 ** (-7 + 0.1 * i) for i in range(60)]
+    curve = {"lrs": lrs, "losses": [1.0 - 0.005 * i + 0.0004 * max(0, i - 40) ** 2 for i in range(60)]}
+    result = {
+        "validation": summary([[1300, 100], [120, 1273]]),
+        "test": summary([[1000, 219], [250, 398]], accuracy=0.7321),
+        "train_cells": 7868,
+        "valid_cells": 2793,
+        "lr_find": {"suggestion": 2.1e-5, "iterations": 60},
+    }
+    return write_run(root, specs["alexnet"], result, epochs, lr_find=curve | {"suggestion": 2.1e-5}, **kw)
+
+
+def write_kfold(root: Path, spec, offset: float = 0.0, **kw) -> Path:
+    epochs, folds = [], []
+    for k in range(5):
+        for stage in ("cycle1", "cycle2"):
+            epochs += [epoch(stage, i, 0.85 + 0.01 * i + offset, 0.8, fold=k) for i in range(5)]
+        folds.append(
+            {"fold": k, "train_cells": 8529, "valid_cells": 2132, "validation": summary([[1400, 50], [60, 622]])}
+        )
+    result = {
+        "folds": folds,
+        "kfold_summary": {"accuracy": [0.9484 + offset, 0.0123], "f_beta": [0.91, 0.02]},
+        "validation": None,
+        "test": summary([[1100, 119], [100, 548]]),
+    }
+    return write_run(root, spec, result, epochs, **kw)
+
+
+def write_bayesian(root: Path, spec, **kw) -> Path:
+    probes = [
+        {"index": i, "params": {"dp": 0.1 + 0.05 * i, "lr": 10 ** (-5 + 0.3 * i), "wd": 0.02 * (i + 1)}, "target": t}
+        for i, t in enumerate([0.91, 0.93, 0.92, 0.95, 0.90, 0.94, 0.96, 0.89, 0.93, 0.62, 0.94])
+    ]
+    epochs = [epoch("probe", 0, p["target"], 0.9, probe=p["index"]) for p in probes]
+    epochs += [epoch("best", i, 0.94 + 0.005 * i, 0.93) for i in range(3)]
+    result = {
+        "probes": probes,
+        "best": probes[6],
+        "validation": summary([[900, 40], [45, 411]]),
+        "test": summary([[1050, 169], [120, 528]]),
+    }
+    return write_run(root, spec, result, epochs, **kw)
+
+
+def write_ensembles(root: Path, spec, **kw) -> Path:
+    entries = []
+    for combo, acc in zip(spec.ensemble.combinations, (0.861, 0.8534, 0.7012), strict=True):
+        entries.append(
+            {
+                "members": combo,
+                "member_runs": [f"{m}-smoke-seed0-20240101-000000" for m in combo],
+                "test": summary([[1100, 119], [150, 498]], accuracy=acc),
+                "test_cells": 1867,
+                "validation": None,
+            }
+        )
+    result = {"ensembles": entries, "best": entries[0], "test": entries[0]["test"], "validation": None}
+    return write_run(root, spec, result, **kw)
+
+
+def write_all(root: Path, specs) -> Path:
+    """Runs of alexnet, the k-fold spec and its independent-fold variant, the Bayesian search and the ensembles."""
+    write_alexnet(root, specs)
+    write_kfold(root, specs["kfold"])
+    write_kfold(root, specs["kfold_independent"], offset=-0.02)
+    write_bayesian(root, specs["bayesian_search"])
+    write_ensembles(root, specs["ensembles"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, specs, _cached_audit) -> tuple[Path, str, str]:
+    """The results folder of :func:`write_all` (synthetic data) rendered once: (folder, HTML, Markdown)."""
+    root = write_all(tmp_path_factory.mktemp("rendered") / "results", specs)
+    html_path, md_path = report.render_report(root)
+    assert html_path == root / "report.html" and md_path == root / "report.md"
+    return root, html_path.read_text(), md_path.read_text()
+
+
+class Page(HTMLParser):
+    """The bits of an HTML page the tests look at: every src/href, and the text of the summary table's cells."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.links: list[tuple[str, str, str]] = []
+        self.tags: list[str] = []
+        self.summary_cells: list[str] = []
+        self._depth = 0  # > 0 inside <table id="summary">
+        self._cell: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.append(tag)
+        for name in ("src", "href"):
+            if name in attrs:
+                self.links.append((tag, name, attrs[name]))
+        if tag == "table" and (self._depth or attrs.get("id") == "summary"):
+            self._depth += 1
+        if self._depth and tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if self._depth and tag in ("td", "th") and self._cell is not None:
+            self.summary_cells.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        if self._depth and tag == "table":
+            self._depth -= 1
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+# ------------------------------------------------------------------------------------------------ HTML
+
+
+def test_html_holds_summary_published_and_reproduced(rendered):
+    page = Page(rendered[1])
+    cells = page.summary_cells
+    assert cells, "the page has no table with id='summary'"
+    row = cells.index("Table 4.1 final validation accuracy")
+    assert cells[row + 1 : row + 4] == ["0.9112", "0.8765", "-0.0347"]  # published, reproduced, difference
+    assert cells[row + 5] == "not comparable (synthetic data)"
+    fbeta = cells.index("Table 4.1 final validation f_beta")
+    assert cells[fbeta + 1 : fbeta + 3] == ["0.8696", "0.8123"]
+    test = cells.index("test accuracy")
+    assert cells[test + 1 : test + 3] == ["0.7546", "0.7321"]  # alexnet's 75.46% against the run's test accuracy
+    assert "test ALL recall" in cells and "test weighted F1" in cells
+    assert "squeezenet" in cells and "not run" in cells  # a spec without a run
+    squeeze = cells.index("squeezenet")
+    published, reproduced, difference, tolerance, verdict = cells[squeeze + 2 : squeeze + 7]
+    assert cells[squeeze + 1] == "Table 4.2 final validation accuracy"
+    assert (published, reproduced, difference, tolerance, verdict) == ("0.9007", "–", "–", "±0.03", "not run")
+
+
+def test_html_is_self_contained(rendered):
+    html = rendered[1]
+    page = Page(html)
+    images = [value for tag, name, value in page.links if tag == "img"]
+    assert len(images) >= 10
+    assert all(v.startswith("data:image/png;base64,") for v in images)
+    for tag, name, value in page.links:
+        if name == "href":
+            assert value.startswith("#"), f"<{tag} {name}={value!r}> leaves the page"
+        else:
+            assert value.startswith("data:image/png;base64,"), f"<{tag} {name}={value[:40]!r}> is not inline"
+    assert "script" not in page.tags and "link" not in page.tags
+    assert not re.search(r"url\(\s*['\"]?(?!data:)", html), "CSS fetches something"
+    assert "<style>" in html
+
+
+def test_synthetic_banner_on_top_and_per_section(rendered):
+    _, html, md = rendered
+    banner = "SYNTHETIC DATA: built-in cells, not C-NMC"
+    assert html.index(banner) < html.index('id="summary"')
+    assert html.count(banner) >= 5  # the top and every section or table of a synthetic run
+    assert md.index(banner) < md.index("## Summary")
+
+
+def test_real_data_has_verdicts_and_no_banner(tmp_path, specs):
+    root = tmp_path / "results"
+    write_alexnet(root, specs, synthetic=False)
+    html = report.render_report(root)[0].read_text()
+    assert "SYNTHETIC DATA" not in html
+    assert "Real data" in html
+    cells = Page(html).summary_cells
+    row = cells.index("Table 4.1 final validation accuracy")
+    assert cells[row + 5] == "differs"  # 0.8765 against 0.911207, tolerance 0.03
+    fbeta = cells.index("Table 4.1 final validation f_beta")
+    assert cells[fbeta + 5] == "differs"
+    test = cells.index("test accuracy")
+    assert cells[test + 5] == "reproduced"  # 0.7321 against 0.7546, tolerance 0.05
+    assert '<td class="num bad">-0.0347</td>' in html and '<td class="num ok">-0.0225</td>' in html
+
+
+def test_provenance(rendered):
+    html = rendered[1]
+    for text in ("0123abcd", "smoke", "torch 2.14.1", "fastai 2.8.12", "cpu", "built-in synthetic cells"):
+        assert text in html
+    assert "1m 02s" in html  # 5 runs of 12.5 s
+    assert "3.11.9" in html
+
+
+def test_sections_kfold_bayesian_ensembles_lr_find(rendered):
+    html = rendered[1]
+    # k-fold: published folds beside the variants, mean ± std, and the variant that did not run
+    compare = html[html.index('id="kfold-compare"') : html.index('id="table-4.9"')]
+    assert "kfold_independent" in compare and "kfold_subjects" in compare and "not run" in compare
+    assert "0.928891" in compare  # Table 4.9's last accuracy, the published fold 0
+    assert "0.9484 ± 0.0123" in compare and "0.9284 ± 0.0123" in compare  # the variants' kfold_summary
+    # Bayesian search: published and reproduced probes with the audit's exact flags
+    bayes = html[html.index("Bayesian search (Fig 4.12)</h3>") :]
+    assert "0.9542" in bayes and "0.9600 ★" in bayes  # published best (iteration 3), reproduced best (6)
+    assert ">yes<" in bayes and ">no<" in bayes
+    # ensembles against 87%
+    ens = html[html.index("Ensembles: test accuracy") :]
+    assert "resnet50 + vgg19 ★" in ens and "0.8610" in ens and "0.8700" in ens and "-0.0090" in ens
+    # the learning-rate finder with the report's rate and fastai's suggestion
+    assert "The report's rate 1e-5" in html and "2.1e-05" in html
+    # notes and choices of the specs
+    assert "The epoch-4 row is printed twice." in html
+    assert "fastai v1 cnn_learner&#39;s default head dropout ps=0.5." in html
+
+
+def test_confusion_matrices_map_the_audit_to_all_normal(specs, findings):
+    spec = specs["alexnet"]
+    found = findings["tables"]["4.1"]
+    last = found["epochs"][-1]
+    view = report.published_confusion("4.1", spec, found)
+    assert spec.recipe.f_beta.positive == "normal"
+    # the audit's positive class is normal: TN = ALL called ALL, FP = ALL called normal, FN = normal called ALL
+    assert view["matrix"] == [[last["tn"], last["fp"]], [last["fn"], last["tp"]]]
+    assert sum(map(sum, view["matrix"])) == found["valid_size"] == 2793
+    assert sum(view["matrix"][1]) == found["positives"]  # the normal row holds the positives
+    counts = {"tp": 1, "fp": 2, "fn": 3, "tn": 4}
+    assert report.as_all_normal(counts, "ALL") == [[1, 3], [2, 4]]
+    assert report.as_all_normal(counts, "normal") == [[4, 2], [3, 1]]
+    # F1 tables leave P open: no matrix, and the reason
+    kf = report.published_confusion("4.9", specs["kfold"], findings["tables"]["4.9"])
+    assert kf["matrix"] is None and "not identifiable" in kf["why"]
+
+
+# ------------------------------------------------------------------------------------------------ Markdown
+
+
+def test_markdown_references_images_that_exist(rendered):
+    root, _, md = rendered
+    md_path = root / "report.md"
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(links) >= 10
+    for link in links:
+        path = md_path.parent / link
+        assert path.is_file(), link
+        assert path.read_bytes().startswith(PNG_MAGIC)
+    assert "| Table 4.1 final validation accuracy | 0.9112 | 0.8765 | -0.0347 |" in md
+    assert "not run" in md
+    assert not re.search(r"\]\((?:https?:|/)", md)
+
+
+def test_stale_images_are_removed(rendered, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(rendered[0] / "report_files", out / "report_files")  # an earlier report's images
+    assert (out / "report_files" / "alexnet-lr-find.png").is_file()
+    report.render_report(tmp_path / "no-results", out)
+    assert not (out / "report_files" / "alexnet-lr-find.png").exists()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (out / "report.md").read_text())
+    assert sorted(p.name for p in (out / "report_files").glob("*.png")) == sorted(Path(x).name for x in links)
+
+
+# ------------------------------------------------------------------------------------------------ edge cases
+
+
+@pytest.mark.parametrize("exists", [True, False])
+def test_empty_or_missing_results_dir_renders(tmp_path, exists):
+    results = tmp_path / "results"
+    if exists:
+        results.mkdir()
+    out = tmp_path / "out"
+    html_path, md_path = report.render_report(results, out)
+    assert results.is_dir() == exists  # a missing results folder is not created
+    html = html_path.read_text()
+    assert 'id="summary"' in html and "No finished runs" in html and "SYNTHETIC DATA" not in html
+    cells = Page(html).summary_cells
+    assert cells.count("not run") >= len(load_all())
+    assert "0.9112" in cells
+    assert md_path.is_file() and "not run" in md_path.read_text()
+
+
+def test_profile_selects_runs(tmp_path, specs):
+    root = tmp_path / "results"
+    full = write_alexnet(root, specs, profile="full", stamp="20240101-000000", seconds=100.0)
+    smoke = write_alexnet(root, specs, profile="smoke", stamp="20240102-000000")
+    os.utime(full, (1_700_000_000, 1_700_000_000))  # the store orders runs by their folder's time
+    os.utime(smoke, (1_700_000_100, 1_700_000_100))
+    assert smoke.name in report.render_report(root, tmp_path / "any")[0].read_text()
+    html = report.render_report(root, tmp_path / "full", profile="full")[0].read_text()
+    assert "alexnet-full-seed0-20240101-000000" in html and smoke.name not in html
+    assert "1m 40s" in html
+
+
+def test_broken_run_files_do_not_stop_the_report(tmp_path, specs):
+    root = tmp_path / "results"
+    run_dir = write_alexnet(root, specs)
+    (run_dir / "environment.json").write_text("{not json")
+    (run_dir / "lr_find.json").unlink()
+    result = json.loads((run_dir / "result.json").read_text())
+    result["validation"] = {"accuracy": 0.5}  # a summary without most keys
+    (run_dir / "result.json").write_text(json.dumps(result))
+    html = report.render_report(root)[0].read_text()
+    assert "no learning-rate finder curve" in html
+
+
+def test_filters():
+    assert report.fixed(0.911207) == "0.9112" and report.fixed(None) == "–" and report.fixed(0.5, 6) == "0.500000"
+    assert report.signed(-0.03471) == "-0.0347" and report.signed(0.01) == "+0.0100"
+    assert report.pct(0.87, 0) == "87%" and report.sci(1e-06) == "1e-06"
+    assert (
+        report.duration(3.21) == "3.2s" and report.duration(75) == "1m 15s" and report.duration(4321.5) == "1h 12m 02s"
+    )
+    assert report.verdict_class("not comparable (synthetic data)") == "synthetic"
+    assert report.tone(0.04, 0.03) == "bad" and report.tone(-0.01, 0.03) == "ok" and report.tone(None, 0.03) == ""
+
+
+def test_report_module_does_not_import_torch(tmp_path):
+    code = (
+        "import sys\n"
+        "import cnmc_repro.report as r\n"
+        "r.audit = lambda specs: {'tables': {}, 'kfold': {}, 'bayesian': None, 'test_accuracy': {}, "
+        "'spec_checks': []}\n"
+        f"r.render_report(r.Path({str(tmp_path / 'results')!r}), r.Path({str(tmp_path / 'out')!r}))\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'fastai'))\n"
+        "assert not bad, bad\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "out" / "report.html").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ browser
+
+
+@pytest.mark.browser
+def test_report_in_headless_chromium(rendered, tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is absent (apt-get install chromium)")
+    html_path = rendered[0] / "report.html"
+    flags = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--enable-logging=stderr",
+        "--v=0",
+    ]
+    url = html_path.resolve().as_uri()
+    dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert "Uncaught" not in dom.stderr and "ERROR:CONSOLE" not in dom.stderr
+    cells = Page(dom.stdout).summary_cells
+    assert "Table 4.1 final validation accuracy" in cells and "0.9112" in cells and "0.8765" in cells
+
+    shot = tmp_path / "report.png"
+    run = subprocess.run(
+        [*flags, f"--screenshot={shot}", "--window-size=1400,2000", url], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
+    assert "Uncaught" not in run.stderr and "ERROR:CONSOLE" not in run.stderr
+    import matplotlib.image
+    import numpy as np
+
+    pixels = matplotlib.image.imread(shot)
+    assert pixels.shape[:2] == (2000, 1400)
+    colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 50, "the screenshot is (nearly) blank"
+    top = pixels[:1000, :, :3]
+    assert (top < 0.5).any(axis=2).mean() > 0.01, "no dark text in the top half"
+    if os.environ.get("CNMC_REPORT_SCREENSHOT"):  # keep it to look at
+        shutil.copy(shot, os.environ["CNMC_REPORT_SCREENSHOT"])
