@@ -70,10 +70,16 @@ def _run(args: argparse.Namespace) -> int:
     options = _options(args)
     outcomes = run(ids, options)
     if args.command == "all":
-        from cnmc_repro.report import render_report
+        from cnmc_repro.store import report_is_current
 
-        html, md = render_report(Path(options.results))
-        print(f"report: {html} and {md}")
+        if any(o.ran for o in outcomes) or not report_is_current(Path(options.results)):
+            from cnmc_repro.report import render_report
+
+            html, md = render_report(Path(options.results))
+            print(f"report: {html} and {md}")
+        else:
+            report = Path(options.results) / "report.html"
+            print(f"report up to date: {report} (python -m reproduce report renders it again)")
     ran = [o for o in outcomes if o.ran]
     print(
         f"{len(ran)} run(s) trained, {len(outcomes) - len(ran)} already up to date; results in "

@@ -197,6 +197,17 @@ def _run_time(run_dir: Path) -> tuple[str, int, float]:
     return (m.group(1), int(m.group(2) or 1), 0.0)
 
 
+def report_is_current(results_dir: Path) -> bool:
+    """Whether ``report.html`` and ``report.md`` exist and are newer than every finished run in ``results_dir``."""
+    results_dir = Path(results_dir)
+    outputs = [results_dir / "report.html", results_dir / "report.md"]
+    if not all(p.is_file() for p in outputs):
+        return False
+    runs = [p / "result.json" for p in Store(results_dir).runs()] if results_dir.is_dir() else []
+    newest = max((p.stat().st_mtime for p in runs), default=0.0)
+    return min(p.stat().st_mtime for p in outputs) >= newest
+
+
 def load_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
