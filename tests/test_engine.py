@@ -148,3 +148,18 @@ def test_cli_run_says_when_there_is_nothing_to_do(tiny_data_ro, tmp_path, cli):
     code, out, _ = cli("list", "--results", tmp_path)
     assert code == 0 and "alexnet" in out and "not run" in out
     assert json.loads((next(tmp_path.glob("alexnet-*")) / "spec.json").read_text())["profile"] == "smoke"
+
+
+def test_missing_pretrained_weights_offline_is_one_sentence(tiny_data_ro, tmp_path, monkeypatch, cli):
+    import torch
+
+    def offline(*args, **kwargs):
+        raise OSError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    code, _, err = cli("run", "alexnet", "--data", tiny_data_ro, "--profile", "full", "--results", tmp_path / "r")
+    assert code == 2 and "Traceback" not in err
+    assert "pretrained ImageNet weights of alexnet are not in torchvision's cache" in err
+    assert "alexnet-owt-7be5be79.pth" in err and "--no-pretrained" in err
+    assert not [p for p in (tmp_path / "r").iterdir() if not p.name.startswith(".")]  # no run folder was left
