@@ -142,7 +142,7 @@ class Engine:
             outcomes.append(self._execute(spec_id, key, progress, units[spec_id]))
         return outcomes
 
-    def _context(self, progress: Progress):
+    def _context(self):
         from .experiments import Context
 
         if self._ctx is None:
@@ -200,7 +200,7 @@ class Engine:
                         members[m] = {**load_json(run_dir / "result.json"), "run_id": run_dir.name}
                 result = experiments.run_ensemble(spec, members)
             else:
-                ctx = self._context(progress)
+                ctx = self._context()
 
                 def on_epoch(record: dict) -> None:
                     record = {"spec": spec_id, **record}
