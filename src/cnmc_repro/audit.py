@@ -600,7 +600,6 @@ def guided_proposals(
     """The points proposed for iterations ``init_points``.. of Fig 4.12, each after registering the printed
     probes and targets before it, under one of GUIDED_SETTINGS. Deterministic: one
     ``RandomState(random_state)`` serves every suggestion in turn, as in one optimisation run."""
-    from bayes_opt import BayesianOptimization, acquisition
 
     if setting not in GUIDED_SETTINGS:
         raise ValueError(f"unknown setting {setting!r}; known: {', '.join(GUIDED_SETTINGS)}")
@@ -616,21 +615,10 @@ def guided_proposals(
                 point = _emulated_1x_suggest(xs[:i], ys[:i], box, rng, UCB_KAPPA)
                 out.append({k: float(v) for k, v in zip(BAYES_KEYS, point, strict=True)})
                 continue
-            if setting == "bayes_opt3_ucb_centred":  # the engine's own proposal
-                points = [dict(zip(BAYES_KEYS, (float(v) for v in xrow), strict=True)) for xrow in xs[:i]]
-                out.append(bayesian.suggest(points, list(ys[:i]), dict(bounds), rng))
-                continue
-            opt = BayesianOptimization(
-                f=None,
-                pbounds=dict(bounds),
-                random_state=rng,
-                verbose=0,
-                acquisition_function=acquisition.UpperConfidenceBound(kappa=UCB_KAPPA),
-            )
-            targets = ys[:i]
-            for xrow, target in zip(xs[:i], targets, strict=True):
-                opt.register(dict(zip(BAYES_KEYS, (float(v) for v in xrow), strict=True)), float(target))
-            out.append({k: float(v) for k, v in opt.suggest().items()})
+            # bayes_opt3_ucb_centred is the engine's own proposal; bayes_opt3_default the same without centring
+            points = [dict(zip(BAYES_KEYS, (float(v) for v in xrow), strict=True)) for xrow in xs[:i]]
+            centred = setting == "bayes_opt3_ucb_centred"
+            out.append(bayesian.suggest(points, list(ys[:i]), dict(bounds), rng, centred=centred))
     return out
 
 

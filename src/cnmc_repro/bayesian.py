@@ -30,8 +30,10 @@ def suggest(
     targets: list[float],
     bounds: dict[str, tuple[float, float]],
     rng: np.random.RandomState,
+    centred: bool = True,
 ) -> dict[str, float]:
-    """The next probe after ``points`` with ``targets``: bayes_opt 3.4, UCB kappa 2.576, centred targets."""
+    """The next probe after ``points`` with ``targets``: bayes_opt 3.4, UCB kappa 2.576, the GP fitted on
+    centred, unscaled targets as in 2019 (``centred=False``: bayes_opt 3.4's own normalised targets)."""
     from bayes_opt import BayesianOptimization, acquisition
 
     with warnings.catch_warnings():
@@ -43,9 +45,11 @@ def suggest(
             verbose=0,
             acquisition_function=acquisition.UpperConfidenceBound(kappa=UCB_KAPPA),
         )
-        opt.set_gp_params(normalize_y=False)
         y = np.asarray(targets, dtype=float)
-        for point, target in zip(points, y - y.mean(), strict=True):
+        if centred:
+            opt.set_gp_params(normalize_y=False)
+            y = y - y.mean()
+        for point, target in zip(points, y, strict=True):
             opt.register({k: float(point[k]) for k in KEYS}, float(target))
         return {k: float(v) for k, v in opt.suggest().items()}
 
@@ -60,9 +64,10 @@ def search(
     """``init_points`` random probes, then ``n_iter`` proposed ones; every probe with its target, in order."""
     rng = np.random.RandomState(random_state)  # the GP's and the acquisition's generator
     probes: list[dict] = []
+    randoms = random_probes(bounds, random_state, init_points)  # the target space's own generator
     for i in range(init_points + n_iter):
         if i < init_points:
-            params = random_probes(bounds, random_state, init_points)[i]
+            params = randoms[i]
         else:
             params = suggest([p["params"] for p in probes], [p["target"] for p in probes], bounds, rng)
         probes.append({"index": i, "params": params, "target": float(objective(params))})
