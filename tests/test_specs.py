@@ -75,3 +75,25 @@ def test_an_unknown_table_is_one_sentence(cli, tmp_path):
     assert code == 2 and "unknown table or spec '4.99'" in err
     code, _, err = cli("show", "nosuch", "--results", tmp_path)
     assert code == 2 and "unknown table or spec 'nosuch'" in err
+
+
+def test_profiles_shrink_a_spec_without_changing_its_recipe_choices():
+    from cnmc_repro.profiles import FULL, SMOKE, TIMING, resolve
+    from cnmc_repro.spec import planned_epochs
+
+    specs = load_all()
+    kfold, search, prog = specs["kfold"], specs["bayesian_search"], specs["progressive_resizing"]
+    assert resolve(kfold, FULL) == kfold
+    assert sum(n for n, _ in planned_epochs(kfold)) == 50  # 5 folds x (5 + 5), Tables 4.9-4.13
+
+    timed = resolve(kfold, TIMING)  # one fold of the same 5-fold split, one epoch per stage, at 300 px
+    assert (timed.kfold.folds, timed.kfold.trained_folds) == (5, 1)
+    assert planned_epochs(timed) == [(1, 300), (1, 300)]
+    timed = resolve(search, TIMING)  # one random and one guided probe, then the best retrained
+    assert (timed.bayesian.init_points, timed.bayesian.n_iter, timed.bayesian.probe_epochs) == (1, 1, 1)
+    assert timed.bayesian.bounds == search.bayesian.bounds
+    assert planned_epochs(timed) == [(1, 224), (1, 224), (1, 224)]
+    assert [size for _, size in planned_epochs(resolve(prog, TIMING))] == [8, 16, 24, 32, 64, 128, 224]
+
+    smoke = resolve(kfold, SMOKE)  # smoke keeps every fold, small
+    assert smoke.kfold.trained_folds is None and planned_epochs(smoke) == [(1, 64)] * 10

@@ -18,6 +18,7 @@ import os
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,11 +138,18 @@ def load_dataset(root: Path | str, synthetic: bool = False, progress: bool = Tru
             hint = f" (did you mean {nested[0]}?)"
         raise UserError(f"no C-NMC cells found in {root}{hint}: {EXPECTED_LAYOUT}")
     memo = _HashMemo()
-    cells = []
-    for path, split, fold, label, subject in tqdm(
-        entries, desc="hashing cells", unit="cell", disable=not progress or None, leave=False
-    ):
-        cells.append(Cell(path, split, fold, label, subject, memo.sha256(path)))
+    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
+        hashes = list(
+            tqdm(
+                pool.map(memo.sha256, [e[0] for e in entries]),
+                total=len(entries),
+                desc="hashing cells",
+                unit="cell",
+                disable=not progress or None,
+                leave=False,
+            )
+        )
+    cells = [Cell(*e, h) for e, h in zip(entries, hashes, strict=True)]
     memo.save()
     ds = Dataset(root, tuple(cells), synthetic)
     _check_classes(ds)

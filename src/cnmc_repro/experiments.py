@@ -262,6 +262,7 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> dict:
         folds = subject_kfold(pool, kf.folds, kf.random_state)
     else:
         folds = stratified_kfold([c.target for c in pool], kf.folds, kf.random_state)
+    folds = folds[: kf.trained_folds or kf.folds]
     seed_everything(ctx.seed)
     trainer = None
     per_fold = []

@@ -25,12 +25,15 @@ class Profile:
     download_weights: bool  # full: fetch missing ImageNet weights; smoke: use them only when cached
     lr_find_iterations: int
     max_bs: int | None
+    max_folds: int | None = None  # k-fold: folds trained out of the spec's k
+    max_probes: tuple[int, int] | None = None  # Bayesian search: (random, guided) probes
 
 
 FULL = Profile("full", None, None, None, None, True, 100, None)
 SMOKE = Profile("smoke", 1, 64, 240, 64, False, 8, 32)
-# timing: the published sizes and data, one epoch per stage; per-epoch times project a full run's duration
-TIMING = Profile("timing", 1, None, None, None, False, 20, None)
+# timing: the published sizes and data, one epoch per stage, one fold of each k-fold and one random and one
+# guided Bayesian probe; the seconds per epoch it measures project a full run's duration
+TIMING = Profile("timing", 1, None, None, None, False, 20, None, max_folds=1, max_probes=(1, 1))
 PROFILES = {"full": FULL, "smoke": SMOKE, "timing": TIMING}
 
 
@@ -65,8 +68,14 @@ def resolve(
         stages=[_stage(s, profile) for s in r.stages],
     )
     out = replace(spec, recipe=recipe)
+    if spec.kfold is not None and profile.max_folds:
+        out = replace(out, kfold=replace(spec.kfold, trained_folds=min(spec.kfold.folds, profile.max_folds)))
     if spec.bayesian is not None:
         b = spec.bayesian
         epochs = min(b.probe_epochs, profile.max_epochs) if profile.max_epochs else b.probe_epochs
-        out = replace(out, bayesian=replace(b, probe_epochs=epochs, retrain=[_stage(s, profile) for s in b.retrain]))
+        b = replace(b, probe_epochs=epochs, retrain=[_stage(s, profile) for s in b.retrain])
+        if profile.max_probes:
+            random, guided = profile.max_probes
+            b = replace(b, init_points=min(b.init_points, random), n_iter=min(b.n_iter, guided))
+        out = replace(out, bayesian=b)
     return out

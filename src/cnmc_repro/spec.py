@@ -110,6 +110,7 @@ class KFold:
     random_state: int
     grouping: Literal["cells", "subjects"]
     carry_weights: bool  # the learner is created once and trained on fold after fold (Fig 4.9's code)
+    trained_folds: int | None = None  # train only the first n folds of the split (the timing profile: 1)
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,8 @@ def planned_epochs(spec: Spec) -> list[tuple[int, int]]:
     if r is None:
         return []
     if spec.kind == "kfold":
-        return [(s.epochs, r.size) for _ in range(spec.kfold.folds) for s in r.stages]
+        folds = spec.kfold.trained_folds or spec.kfold.folds
+        return [(s.epochs, r.size) for _ in range(folds) for s in r.stages]
     if spec.kind == "bayesian_search":
         b = spec.bayesian
         probes = [(b.probe_epochs, r.size)] * (b.init_points + b.n_iter)
