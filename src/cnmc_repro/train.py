@@ -155,7 +155,9 @@ class Trainer:
         class_weights: list[float] | None = None,
         path: str = ".",
         callbacks: list[Callback] | None = None,
+        compile: bool = False,
     ) -> Trainer:
+        """``compile=True`` runs the model through ``torch.compile`` (weighed in ``benchmarks/bench_train.py``)."""
         model = create_model(arch, pretrained, dropout).to(device)
         weight = torch.tensor(class_weights, dtype=torch.float32, device=device) if class_weights else None
         learn = Learner(
@@ -163,7 +165,7 @@ class Trainer:
             model,
             loss_func=CrossEntropyLossFlat(weight=weight),
             opt_func=optimiser(device),
-            splitter=splitter(arch),
+            splitter=lambda m: splitter(arch)(getattr(m, "_orig_mod", m)),
             metrics=epoch_metrics(f_beta),
             wd=wd,
             path=path,
@@ -175,6 +177,8 @@ class Trainer:
         if device.type == "cuda":
             learn.model.to(memory_format=torch.channels_last)
             learn.to_bf16()
+        if compile:
+            learn.model = torch.compile(learn.model)
         return cls(learn, device, pretrained)
 
     def set_data(self, train: DeviceBatches, valid: DeviceBatches) -> None:
@@ -225,7 +229,8 @@ class Trainer:
         return torch.cat(out).cpu().numpy()
 
     def state_dict(self) -> dict:
-        return {k: v.detach().cpu() for k, v in self.learn.model.state_dict().items()}
+        model = getattr(self.learn.model, "_orig_mod", self.learn.model)  # the same keys, compiled or not
+        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
 
 def _quiet(*args, **kwargs) -> None:
