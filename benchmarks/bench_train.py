@@ -1,14 +1,22 @@
 """Training speed per architecture of the specs: the suite's fast path against a plain fastai set-up.
 
 Both train the same fastai model (``create_vision_model``, body unfrozen) for one epoch over the same
-``BENCH_TRAIN_IMAGES`` random cells at ``BENCH_TRAIN_SIZE`` px, in the same run:
+``BENCH_TRAIN_IMAGES`` random cells, in the same run, at the size each spec uses (``BENCH_ARCHS``, entries
+``arch@px``: on a GPU ResNet34 at 300 px as in the k-fold tables, the others at 224 px):
 
 - plain: ``vision_learner`` on fastai ``DataLoaders`` with ``IntToFloatTensor``, ``aug_transforms`` and
   ``Normalize`` as batch transforms, fastai's Adam, float32, contiguous memory;
 - suite: ``Trainer`` on device-resident uint8 batches augmented on the device; on a GPU with bf16
   autocast and channels_last.
 
-``extra_info`` holds images/s of each and their ratio. On a CPU the sizes are small (64 px, 128 images).
+``extra_info`` holds images/s of each, their ratio and the suite's peak GPU memory. On a CPU the sizes are
+small (64 px, 128 images).
+
+``test_fastai_overhead`` times the same training step in a bare PyTorch loop, to measure what fastai's loop
+costs, and ``test_cuda_graph_ceiling`` (GPU only) that step captured as one CUDA graph and replayed, to
+measure how much of a step is spent launching kernels. ``test_compile`` (GPU only) weighs ``torch.compile``:
+the suite's first and second epochs of ResNet50 with the model compiled, against the same epochs eager, so
+the compile time and the time it saves per epoch are both measured.
 """
 
 from __future__ import annotations
@@ -21,20 +29,25 @@ import pytest
 import torch
 
 from cnmc_repro.batches import Augment, DeviceBatches
+from cnmc_repro.models import create_model
 from cnmc_repro.spec import FBeta, Stage
 from cnmc_repro.train import Trainer
 
 GPU = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if GPU else "cpu")
-SIZE = int(os.environ.get("BENCH_TRAIN_SIZE", "224" if GPU else "64"))
 N = int(os.environ.get("BENCH_TRAIN_IMAGES", "4096" if GPU else "128"))
 BS = int(os.environ.get("BENCH_BS", "64"))
-ARCHS = os.environ.get("BENCH_ARCHS", "alexnet,squeezenet1_0,vgg19_bn,resnet34,resnet50,densenet121").split(",")
+_DEFAULT_ARCHS = (
+    "alexnet@224,squeezenet1_0@224,vgg19_bn@224,resnet34@300,resnet50@224,densenet121@224"
+    if GPU
+    else "alexnet@64,squeezenet1_0@64,vgg19_bn@64,resnet34@64,resnet50@64,densenet121@64"
+)
+ARCHS = [tuple(a.split("@")) for a in os.environ.get("BENCH_ARCHS", _DEFAULT_ARCHS).split(",")]
 
 
-def _data():
+def _data(size: int):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (N, SIZE, SIZE, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, (N, size, size, 3), dtype=np.uint8)
     return images, rng.integers(0, 2, N)
 
 
@@ -86,38 +99,182 @@ def plain_fastai_epoch(arch: str, images: np.ndarray, targets: np.ndarray) -> fl
     return time.perf_counter() - t0
 
 
-def suite_epoch(arch: str, images: np.ndarray, targets: np.ndarray) -> float:
-    """Seconds for one epoch of the suite's Trainer on device-resident batches."""
+def suite_epochs(arch: str, images: np.ndarray, targets: np.ndarray, compile: bool = False) -> tuple[float, float]:
+    """Seconds of the first and the second epoch of the suite's Trainer on device-resident batches."""
     train = DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE)
     valid = DeviceBatches(images[:BS], targets[:BS], BS, False, None, 0, DEVICE)
-    trainer = Trainer.create(arch, False, 0.5, 0.01, FBeta(1.0, "normal"), train, valid, DEVICE)
+    trainer = Trainer.create(arch, False, 0.5, 0.01, FBeta(1.0, "normal"), train, valid, DEVICE, compile=compile)
     stage = Stage("bench", 1, 1e-3, frozen=False)
-    trainer.fit(stage)  # warm-up epoch
-    _sync()
-    t0 = time.perf_counter()
-    trainer.fit(stage)
-    _sync()
-    return time.perf_counter() - t0
+    seconds = []
+    for _ in range(2):  # the first epoch pays for cuDNN autotuning (and compiling)
+        t0 = time.perf_counter()
+        trainer.fit(stage)
+        _sync()
+        seconds.append(time.perf_counter() - t0)
+    return seconds[0], seconds[1]
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_training_images_per_second(benchmark, arch):
-    images, targets = _data()
+@pytest.mark.parametrize("arch,size", ARCHS, ids=[f"{a}@{s}" for a, s in ARCHS])
+def test_training_images_per_second(benchmark, arch, size):
+    images, targets = _data(int(size))
     plain = plain_fastai_epoch(arch, images, targets)
-    suite = benchmark.pedantic(suite_epoch, args=(arch, images, targets), rounds=1, iterations=1)
+    if GPU:
+        torch.cuda.reset_peak_memory_stats()
+    suite = benchmark.pedantic(lambda: suite_epochs(arch, images, targets)[1], rounds=1, iterations=1)
     trained = N - N % BS  # both drop the last partial batch
     benchmark.extra_info.update(
         arch=arch,
-        size=SIZE,
+        size=int(size),
         images=trained,
         batch_size=BS,
         device=str(DEVICE),
         plain_fastai_images_per_s=round(trained / plain, 1),
         suite_images_per_s=round(trained / suite, 1),
         ratio=round(plain / suite, 2),
+        suite_peak_gpu_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2) if GPU else None,
     )
     print(
-        f"\n{arch} at {SIZE}px on {DEVICE}: plain fastai {trained / plain:.0f} img/s, "
+        f"\n{arch} at {size}px on {DEVICE}: plain fastai {trained / plain:.0f} img/s, "
         f"suite {trained / suite:.0f} img/s, ratio {plain / suite:.2f}x"
     )
     assert suite > 0 and plain > 0
+
+
+def torch_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """The suite's training step without fastai: the same model, batches, bf16/channels_last and fused AdamW
+    in a bare PyTorch loop (no callbacks, no one-cycle schedule, no metrics). The gap to the suite is what
+    fastai's loop costs."""
+    model = create_model(arch, False, 0.5).to(DEVICE)
+    fused = {"fused": True} if GPU else {}
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, eps=1e-5, **fused)
+    if GPU:
+        model.to(memory_format=torch.channels_last)
+    model.train()
+
+    def step(x, y):
+        with torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=GPU):
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return _two_epochs(DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE), step)
+
+
+def _two_epochs(train: DeviceBatches, step) -> tuple[float, float]:
+    """Seconds of two epochs of ``step(x, y)`` over ``train`` (the first pays for warm-up)."""
+    seconds = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        for x, y in train:
+            step(x, y)
+        _sync()
+        seconds.append(time.perf_counter() - t0)
+    return seconds[0], seconds[1]
+
+
+def test_fastai_overhead(benchmark):
+    """Seconds per epoch of the suite (fastai's loop) against the same step in a bare PyTorch loop."""
+    arch, size = os.environ.get("BENCH_OVERHEAD", "resnet50@224" if GPU else "resnet18@64").split("@")
+    images, targets = _data(int(size))
+    suite = suite_epochs(arch, images, targets)
+    bare = benchmark.pedantic(lambda: torch_loop_epochs(arch, images, targets), rounds=1, iterations=1)
+    trained = N - N % BS
+    benchmark.extra_info.update(
+        arch=arch,
+        size=int(size),
+        images=trained,
+        device=str(DEVICE),
+        suite_images_per_s=round(trained / suite[1], 1),
+        bare_torch_images_per_s=round(trained / bare[1], 1),
+        fastai_overhead=round(suite[1] / bare[1] - 1, 3),
+    )
+    print(
+        f"\nfastai's loop, {arch} at {size}px on {DEVICE}: suite {trained / suite[1]:.0f} img/s, "
+        f"bare PyTorch loop {trained / bare[1]:.0f} img/s, overhead {100 * (suite[1] / bare[1] - 1):.0f}%"
+    )
+    assert suite[1] > 0 and bare[1] > 0
+
+
+def graphed_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
+    """The bare loop's step (forward, backward, fused AdamW) captured once as a CUDA graph and replayed per
+    batch: what the step costs on the GPU when no kernel is launched from Python."""
+    model = create_model(arch, False, 0.5).to(DEVICE).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, eps=1e-5, fused=True, capturable=True)
+    train = DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE)
+    x0, y0 = next(iter(train))
+    static_x, static_y = x0.clone(), y0.clone()
+
+    def step():
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            loss = torch.nn.functional.cross_entropy(model(static_x), static_y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=False)
+
+    model.train()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as capture requires
+        for _ in range(3):
+            step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        step()
+
+    def replay(x, y):
+        static_x.copy_(x)
+        static_y.copy_(y)
+        graph.replay()
+
+    return _two_epochs(train, replay)
+
+
+@pytest.mark.skipif(not GPU, reason="CUDA graphs need a GPU")
+def test_cuda_graph_ceiling(benchmark):
+    """How fast the same step runs as a replayed CUDA graph, against the bare eager loop."""
+    arch, size = os.environ.get("BENCH_OVERHEAD", "resnet50@224").split("@")
+    images, targets = _data(int(size))
+    bare = torch_loop_epochs(arch, images, targets)
+    graphed = benchmark.pedantic(lambda: graphed_loop_epochs(arch, images, targets), rounds=1, iterations=1)
+    trained = N - N % BS
+    benchmark.extra_info.update(
+        arch=arch,
+        size=int(size),
+        images=trained,
+        bare_torch_images_per_s=round(trained / bare[1], 1),
+        graphed_images_per_s=round(trained / graphed[1], 1),
+        graph_speedup=round(bare[1] / graphed[1], 2),
+    )
+    print(
+        f"\nCUDA graph, {arch} at {size}px: bare eager loop {trained / bare[1]:.0f} img/s, "
+        f"the same step replayed as one graph {trained / graphed[1]:.0f} img/s ({bare[1] / graphed[1]:.2f}x)"
+    )
+    assert graphed[1] > 0 and bare[1] > 0
+
+
+@pytest.mark.skipif(not GPU, reason="torch.compile is weighed on a GPU only")
+def test_compile(benchmark):
+    arch, size = os.environ.get("BENCH_COMPILE", "resnet50@224").split("@")
+    images, targets = _data(int(size))
+    eager = suite_epochs(arch, images, targets)
+    compiled = benchmark.pedantic(lambda: suite_epochs(arch, images, targets, compile=True), rounds=1, iterations=1)
+    saved = eager[1] - compiled[1]
+    cost = (compiled[0] - compiled[1]) - (eager[0] - eager[1])  # the first epoch's extra, beyond autotuning
+    trained = N - N % BS
+    benchmark.extra_info.update(
+        arch=arch,
+        size=int(size),
+        images=trained,
+        eager_epochs_s=[round(s, 3) for s in eager],
+        compiled_epochs_s=[round(s, 3) for s in compiled],
+        compile_s=round(cost, 2),
+        saved_per_epoch_s=round(saved, 3),
+        break_even_epochs=round(cost / saved, 1) if saved > 0 else None,
+    )
+    print(
+        f"\ntorch.compile, {arch} at {size}px, {trained} images/epoch: eager {eager[0]:.2f}s then {eager[1]:.2f}s, "
+        f"compiled {compiled[0]:.2f}s then {compiled[1]:.2f}s; compiling costs {cost:.1f}s, saves {saved:.3f}s/epoch"
+    )
+    assert compiled[1] > 0 and eager[1] > 0

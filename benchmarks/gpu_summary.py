@@ -1,48 +1,162 @@
-"""The short table the GPU check prints last: per spec, seconds per epoch at each size, peak GPU memory, and
-the whole study (``reproduce all --profile full``) projected from those seconds.
+"""The short table the GPU check prints last.
 
-    python benchmarks/gpu_summary.py RESULTS_OF_A_TIMING_RUN [BENCH_JSON]
+Per spec: the seconds of an epoch at each image size in a ``--profile timing`` run (one epoch per stage, one
+fold, two Bayesian probes), the run's peak GPU memory, and the full run (``reproduce all --profile full``)
+projected from them:
+
+- every planned epoch at its size's fastest measured epoch;
+- plus, once per size, what the first epoch at that size took beyond it (cuDNN autotuning, warm-up);
+- plus the run's time outside epochs (data, model set-up, evaluation), scaled by its folds or probes.
+
+A spec with no timing run is estimated from a measured spec of the same architecture and size, and says
+so; sizes that spec did not measure are taken at its largest measured size.
+
+    python benchmarks/gpu_summary.py TIMING_RESULTS [--deterministic TIMING_RESULTS] [--bench BENCH_JSON...]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
+from dataclasses import replace
 from pathlib import Path
 
-from cnmc_repro.profiles import FULL, resolve
-from cnmc_repro.spec import load_all, planned_epochs
+from cnmc_repro.spec import Bayesian, KFold, Spec, load_all, planned_epochs
 from cnmc_repro.store import Store, load_epochs, load_json
+from cnmc_repro.strict import build
+
+PUBLISHED_TRAIN_CELLS = 10_661
 
 
-def main(results: Path, bench: Path | None) -> None:
-    specs, store = load_all(), Store(results)
-    total = 0.0
-    print(f"{'spec':<22} {'s/epoch by size':<34} {'peak GPU GiB':>12} {'full epochs':>11} {'projected':>10}")
+def units(spec: Spec) -> int:
+    """Models a run builds, trains and evaluates: folds, probes and the retrained best, or one."""
+    if spec.kind == "kfold":
+        return spec.kfold.trained_folds or spec.kfold.folds
+    if spec.kind == "bayesian_search":
+        return spec.bayesian.init_points + spec.bayesian.n_iter + 1
+    return 1
+
+
+def _as_timed(spec: Spec, run_dir: Path) -> Spec:
+    """``spec`` with the k-fold and Bayesian parts as the timing run resolved them."""
+    stored = (load_json(run_dir / "spec.json") or {}).get("spec", {})
+    parts = {}
+    if stored.get("kfold"):
+        parts["kfold"] = build(KFold, stored["kfold"], run_dir / "spec.json")
+    if stored.get("bayesian"):
+        parts["bayesian"] = build(Bayesian, stored["bayesian"], run_dir / "spec.json")
+    return replace(spec, **parts)
+
+
+def measure(spec: Spec, run_dir: Path) -> dict:
+    """What a timing run of ``spec`` measured."""
+    by_size: dict[int, list[float]] = {}
+    epochs = load_epochs(run_dir)
+    for e in epochs:
+        by_size.setdefault(e.get("size") or spec.recipe.size, []).append(e["seconds"])
+    fastest = {size: min(v) for size, v in by_size.items()}
+    result = load_json(run_dir / "result.json") or {}
+    return {
+        "fastest": fastest,
+        "first_extra": sum(v[0] - fastest[size] for size, v in by_size.items()),
+        "outside_per_unit": max(0.0, result.get("seconds", 0.0) - sum(e["seconds"] for e in epochs))
+        / units(_as_timed(spec, run_dir)),
+        "peak": result.get("peak_gpu_memory_bytes") or 0,
+        "train_cells": (result.get("folds") or [result])[0].get("train_cells"),
+    }
+
+
+def project(spec: Spec, m: dict) -> float:
+    """Seconds of a full run of ``spec`` from the measurements ``m``."""
+    largest = m["fastest"][max(m["fastest"])]
+    in_epochs = sum(n * m["fastest"].get(size, largest) for n, size in planned_epochs(spec))
+    return in_epochs + m["first_extra"] + m["outside_per_unit"] * units(spec)
+
+
+def donor(spec: Spec, measured: dict[str, tuple[Spec, dict]]) -> str | None:
+    """A measured spec training the same architecture at the same size."""
+    r = spec.recipe
+    for spec_id, (other, _) in measured.items():
+        if other.recipe.arch == r.arch and other.recipe.size == r.size:
+            return spec_id
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("results", type=Path)
+    ap.add_argument("--bench", type=Path, nargs="*", default=[], help="pytest-benchmark JSON files")
+    ap.add_argument("--deterministic", type=Path, help="results of the same timing runs with --deterministic")
+    args = ap.parse_args()
+    specs, store = load_all(), Store(args.results)
+    measured = {}
     for spec_id, spec in specs.items():
-        run_dir = store.latest(spec_id)
-        if run_dir is None or spec.recipe is None:
+        if spec.recipe is not None and (run_dir := store.latest(spec_id, "timing")):
+            measured[spec_id] = (spec, measure(spec, run_dir))
+    total = {"measured": 0.0, "estimated": 0.0}
+    print(f"{'spec':<22} {'s/epoch by size':<28} {'peak GiB':>8} {'epochs':>6} {'projected':>9}  basis")
+    for spec_id, spec in specs.items():
+        if spec.recipe is None:
+            print(f"{spec_id:<22} {'no training':<28} {'':>8} {0:>6} {0:>8}s  combines stored runs")
             continue
-        per_size: dict[int, list[float]] = {}
-        for e in load_epochs(run_dir):
-            per_size.setdefault(e.get("size") or spec.recipe.size, []).append(e["seconds"])
-        # the first epoch of a run includes cuDNN autotuning: take the fastest epoch of each size
-        seconds = {size: min(v) for size, v in per_size.items()}
-        plan = planned_epochs(resolve(spec, FULL))
-        projected = sum(epochs * seconds.get(size, max(seconds.values())) for epochs, size in plan)
-        total += projected
-        peak = (load_json(run_dir / "result.json") or {}).get("peak_gpu_memory_bytes") or 0
-        sizes = ", ".join(f"{s}px {v:.2f}" for s, v in sorted(seconds.items()))
-        print(f"{spec_id:<22} {sizes:<34} {peak / 2**30:>12.1f} {sum(e for e, _ in plan):>11} {projected:>9.0f}s")
-    print(f"whole study, reproduce all --profile full, projected from the measured epochs: {total / 60:.1f} min")
-    if bench and bench.is_file():
+        source = spec_id if spec_id in measured else donor(spec, measured)
+        epochs = sum(n for n, _ in planned_epochs(spec))
+        if source is None:
+            print(f"{spec_id:<22} {'not measured':<28} {'':>8} {epochs:>6} {'?':>9}")
+            continue
+        m = measured[source][1]
+        seconds = project(spec, m)
+        total["measured" if source == spec_id else "estimated"] += seconds
+        sizes = ", ".join(f"{size}px {v:.2f}" for size, v in sorted(m["fastest"].items()))
+        basis = "this spec's timing run" if source == spec_id else f"estimated from {source}'s timing run"
+        peak = f"{m['peak'] / 2**30:.1f}" if source == spec_id else ""
+        print(f"{spec_id:<22} {sizes:<28.28} {peak:>8} {epochs:>6} {seconds:>8.0f}s  {basis}")
+    print(
+        f"whole study, reproduce all --profile full, projected: {sum(total.values()) / 60:.1f} min "
+        f"({total['measured'] / 60:.1f} min from the specs' own timing runs, {total['estimated'] / 60:.1f} min "
+        "estimated from another spec's)"
+    )
+    if "kfold" in measured and (m := measured["kfold"][1])["train_cells"]:
+        per = min(m["fastest"].values())
+        print(
+            f"ResNet34 at 300 px (k-fold): {per:.2f} s per epoch of {m['train_cells']:,} training cells and a "
+            f"validation fold, {per * PUBLISHED_TRAIN_CELLS / m['train_cells']:.2f} s scaled to "
+            f"{PUBLISHED_TRAIN_CELLS:,} cells"
+        )
+        if args.deterministic and (det := Store(args.deterministic).latest("kfold", "timing")):
+            d = min(measure(specs["kfold"], det)["fastest"].values())
+            print(f"the same with --deterministic: {d:.2f} s ({d / per:.2f}x)")
+    for bench in (b for b in args.bench if b.is_file()):
         for b in json.loads(bench.read_text())["benchmarks"]:
             info = b["extra_info"]
-            if "ratio" in info:
-                what = info.get("arch", "data feeding")
-                rate = info.get("suite_images_per_s") or info.get("suite_cells_per_s")
-                print(f"{what:<22} suite {rate:>10} /s   {info['ratio']:>6}x the plain/report pipeline")
+            if "compile_s" in info:
+                print(
+                    f"torch.compile {info['arch']}@{info['size']}: compiling {info['compile_s']} s, saves "
+                    f"{info['saved_per_epoch_s']} s per epoch of {info['images']} images, "
+                    f"break-even after {info['break_even_epochs']} epochs"
+                )
+            elif "graph_speedup" in info:
+                print(
+                    f"CUDA graph {info['arch']}@{info['size']}: bare eager loop {info['bare_torch_images_per_s']} "
+                    f"img/s, replayed graph {info['graphed_images_per_s']} img/s, {info['graph_speedup']}x"
+                )
+            elif "fastai_overhead" in info:
+                print(
+                    f"fastai's loop {info['arch']}@{info['size']}: suite {info['suite_images_per_s']} img/s, bare "
+                    f"PyTorch loop {info['bare_torch_images_per_s']} img/s, overhead {info['fastai_overhead']:.0%}"
+                )
+            elif "arch" in info:
+                print(
+                    f"{info['arch'] + '@' + str(info['size']):<22} suite {info['suite_images_per_s']:>8} img/s, "
+                    f"plain fastai {info['plain_fastai_images_per_s']:>8} img/s, {info['ratio']}x, "
+                    f"peak {info.get('suite_peak_gpu_gib')} GiB"
+                )
+            elif "ratio" in info:
+                print(
+                    f"data feeding {info['cells']} cells@{info['size']}: suite {info['suite_cells_per_s']} cells/s, "
+                    f"report pipeline {info['report_pipeline_cells_per_s']} cells/s, {info['ratio']}x"
+                )
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]) if len(sys.argv) > 2 else None)
+    main()
