@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from cnmc_repro.batches import IMAGENET_MEAN, IMAGENET_STD, Augment, DeviceBatches
@@ -57,3 +58,48 @@ def test_batches_are_channels_last():
     x, y = _data(size=16)
     img, _ = next(iter(DeviceBatches(x, y, bs=4, shuffle=False, augment=None, seed=0)))
     assert img.shape == (4, 3, 16, 16) and img.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_host_sends_an_epoch_its_draws_in_one_copy_not_one_per_batch(monkeypatch):
+    """A copy from the host for every batch would make the host wait for the device at every step."""
+    copies = []
+    to = torch.Tensor.to
+
+    def counting_to(self, *args, **kwargs):
+        copies.append(args)
+        return to(self, *args, **kwargs)
+
+    def copies_per_epoch(n_batches: int) -> int:
+        x, y = _data(n=4 * n_batches)
+        dl = DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=0)
+        monkeypatch.setattr(torch.Tensor, "to", counting_to)
+        copies.clear()
+        assert len(list(dl)) == n_batches
+        monkeypatch.undo()
+        return len(copies)
+
+    assert copies_per_epoch(2) == copies_per_epoch(12) == 2  # the order and the affine matrices
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batches_and_epoch_metrics_never_make_the_host_wait_for_the_device():
+    from types import SimpleNamespace
+
+    from cnmc_repro.spec import FBeta
+    from cnmc_repro.train import epoch_metrics
+
+    x, y = _data(n=64, size=32)
+    dl = DeviceBatches(x, y, bs=8, shuffle=True, augment=Augment(), seed=0, device="cuda")
+    metrics = epoch_metrics(FBeta(2.0, "normal"))
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises
+    try:
+        for img, target in dl:
+            learn = SimpleNamespace(y=target, pred=torch.stack([img.mean((1, 2, 3)), -img.mean((1, 2, 3))], 1))
+            for m in metrics:
+                m.accumulate(learn)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    cm = metrics[0].cm.view(2, 2).tolist()
+    assert sum(map(sum, cm)) == 64 and metrics[0].value == (cm[0][0] + cm[1][1]) / 64

@@ -50,8 +50,9 @@ def augment_params(n: int, aug: Augment, gen: torch.Generator) -> torch.Tensor:
 
 
 def apply_affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """Warp a float batch (N x C x H x W) by per-image affine matrices; outside the image is black."""
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    """Warp a float batch (N x C x H x W) by per-image affine matrices of its device and dtype; outside the
+    image is black."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
@@ -107,13 +108,22 @@ class DeviceBatches:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         self.epoch += 1
         order = torch.randperm(self.n, generator=gen) if self.shuffle else torch.arange(self.n)
-        for b in range(len(self)):
-            idx = order[b * self.bs : (b + 1) * self.bs].to(self.device, non_blocking=True)
+        spans = [(b * self.bs, min((b + 1) * self.bs, self.n)) for b in range(len(self))]
+        theta = None
+        if self.augment is not None and spans:  # every batch's draws, in the order the batches are made
+            theta = torch.cat([augment_params(end - start, self.augment, gen) for start, end in spans])
+        # the epoch's order and affine matrices go to the device in one copy each, before the first batch:
+        # a copy from the host per batch would make the host wait for the device at every step
+        order = order.to(self.device, non_blocking=True)
+        if theta is not None:
+            theta = theta.to(self.device, non_blocking=True)
+        for start, end in spans:
+            idx = order[start:end]
             # NHWC uint8 -> NCHW float view (channels_last); augment before normalising so that the
             # corners a rotation uncovers are black, like the segmented background
             x = self.images.index_select(0, idx).permute(0, 3, 1, 2).float()
-            if self.augment is not None:
-                x = apply_affine(x, augment_params(len(idx), self.augment, gen))
+            if theta is not None:
+                x = apply_affine(x, theta[start:end])
             yield self.normalise(x), self.targets.index_select(0, idx)
 
     def new(self, shuffle: bool | None = None, drop_last: bool | None = None, **kwargs) -> DeviceBatches:

@@ -41,8 +41,9 @@ class ConfusionMetric(Metric):
         self.cm = None
 
     def accumulate(self, learn):
-        pred = learn.pred.argmax(dim=-1)
-        counts = torch.bincount(learn.y.view(-1) * 2 + pred.view(-1), minlength=4)
+        cell = learn.y.view(-1) * 2 + learn.pred.argmax(dim=-1).view(-1)  # 0..3: (target, prediction)
+        # counted by comparison, not torch.bincount, which reads the largest value back to the host
+        counts = (cell.unsqueeze(1) == torch.arange(4, device=cell.device)).sum(dim=0)
         self.cm = counts if self.cm is None else self.cm + counts
 
     @property
