@@ -14,7 +14,8 @@ small (64 px, 128 images).
 
 ``test_fastai_overhead`` times the same training step in a bare PyTorch loop, to measure what fastai's loop
 costs, and ``test_cuda_graph_ceiling`` (GPU only) that step captured as one CUDA graph and replayed, to
-measure how much of a step is spent launching kernels. ``test_compile`` (GPU only) weighs ``torch.compile``:
+measure how much of a step is spent launching kernels; ``test_suite_cuda_graphs`` (GPU only) the suite
+with ``Trainer.create(cuda_graphs=True)``. ``test_compile`` (GPU only) weighs ``torch.compile``:
 the suite's first and second epochs of ResNet50 with the model compiled, against the same epochs eager, so
 the compile time and the time it saves per epoch are both measured.
 """
@@ -99,11 +100,12 @@ def plain_fastai_epoch(arch: str, images: np.ndarray, targets: np.ndarray) -> fl
     return time.perf_counter() - t0
 
 
-def suite_epochs(arch: str, images: np.ndarray, targets: np.ndarray, compile: bool = False) -> tuple[float, float]:
-    """Seconds of the first and the second epoch of the suite's Trainer on device-resident batches."""
+def suite_epochs(arch: str, images: np.ndarray, targets: np.ndarray, **fast) -> tuple[float, float]:
+    """Seconds of the first and the second epoch of the suite's Trainer on device-resident batches
+    (``fast``: ``compile=True`` or ``cuda_graphs=True``)."""
     train = DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE)
     valid = DeviceBatches(images[:BS], targets[:BS], BS, False, None, 0, DEVICE)
-    trainer = Trainer.create(arch, False, 0.5, 0.01, FBeta(1.0, "normal"), train, valid, DEVICE, compile=compile)
+    trainer = Trainer.create(arch, False, 0.5, 0.01, FBeta(1.0, "normal"), train, valid, DEVICE, **fast)
     stage = Stage("bench", 1, 1e-3, frozen=False)
     seconds = []
     for _ in range(2):  # the first epoch pays for cuDNN autotuning (and compiling)
@@ -252,6 +254,31 @@ def test_cuda_graph_ceiling(benchmark):
         f"the same step replayed as one graph {trained / graphed[1]:.0f} img/s ({bare[1] / graphed[1]:.2f}x)"
     )
     assert graphed[1] > 0 and bare[1] > 0
+
+
+@pytest.mark.skipif(not GPU, reason="CUDA graphs need a GPU")
+def test_suite_cuda_graphs(benchmark):
+    """The suite's Trainer with the model's training passes replayed as CUDA graphs, against it eager."""
+    arch, size = os.environ.get("BENCH_OVERHEAD", "resnet50@224").split("@")
+    images, targets = _data(int(size))
+    eager = suite_epochs(arch, images, targets)
+    graphed = benchmark.pedantic(lambda: suite_epochs(arch, images, targets, cuda_graphs=True), rounds=1, iterations=1)
+    trained = N - N % BS
+    benchmark.extra_info.update(
+        arch=arch,
+        size=int(size),
+        images=trained,
+        eager_epochs_s=[round(s, 3) for s in eager],
+        graphed_epochs_s=[round(s, 3) for s in graphed],
+        suite_images_per_s=round(trained / eager[1], 1),
+        suite_graphed_images_per_s=round(trained / graphed[1], 1),
+    )
+    print(
+        f"\nsuite with CUDA graphs, {arch} at {size}px: eager {trained / eager[1]:.0f} img/s, "
+        f"graphed {trained / graphed[1]:.0f} img/s ({eager[1] / graphed[1]:.2f}x; first epochs "
+        f"{eager[0]:.2f}s and {graphed[0]:.2f}s)"
+    )
+    assert graphed[1] > 0 and eager[1] > 0
 
 
 @pytest.mark.skipif(not GPU, reason="torch.compile is weighed on a GPU only")

@@ -135,6 +135,11 @@ def main() -> None:
                     f"{info['saved_per_epoch_s']} s per epoch of {info['images']} images, "
                     f"break-even after {info['break_even_epochs']} epochs"
                 )
+            elif "suite_graphed_images_per_s" in info:
+                print(
+                    f"suite + CUDA graphs {info['arch']}@{info['size']}: eager {info['suite_images_per_s']} img/s, "
+                    f"graphed {info['suite_graphed_images_per_s']} img/s"
+                )
             elif "graph_speedup" in info:
                 print(
                     f"CUDA graph {info['arch']}@{info['size']}: bare eager loop {info['bare_torch_images_per_s']} "

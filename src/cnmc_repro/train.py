@@ -122,6 +122,33 @@ class EpochLog(Callback):
         self.on_epoch(row)
 
 
+class CudaGraphs(Callback):
+    """Replays the model's training forward and backward as CUDA graphs (``make_graphed_callables``).
+
+    At the start of every fit (the body's frozen state and the image size are fixed within one) the model is
+    captured in bf16 autocast on a batch of the training shape; each training batch then costs two graph
+    launches instead of a launch per layer. The loss, the optimizer step and validation run eagerly (the
+    graphs serve the training mode only). BatchNorm statistics moved by the capture's warm-up passes are put
+    back. The training loader drops its last partial batch, so every training batch has the captured shape.
+    """
+
+    def before_fit(self):
+        model = self.learn.model
+        x, _ = self.learn.dls.train.one_batch()
+        saved = [b.detach().clone() for b in model.buffers()]
+        training = model.training
+        model.train()
+        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+            torch.cuda.make_graphed_callables(model, (x,))
+        with torch.no_grad():
+            for buffer, value in zip(model.buffers(), saved, strict=True):
+                buffer.copy_(value)
+        model.train(training)
+
+    def after_fit(self):
+        self.learn.model.__dict__.pop("forward", None)  # the eager forward again, for predictions and a new fit
+
+
 class Interrupt(Callback):
     """Raises KeyboardInterrupt after a given number of epochs: the tests' stand-in for Ctrl-C."""
 
@@ -157,8 +184,10 @@ class Trainer:
         path: str = ".",
         callbacks: list[Callback] | None = None,
         compile: bool = False,
+        cuda_graphs: bool = False,
     ) -> Trainer:
-        """``compile=True`` runs the model through ``torch.compile`` (weighed in ``benchmarks/bench_train.py``)."""
+        """``compile=True`` runs the model through ``torch.compile``; ``cuda_graphs=True`` (CUDA only) replays its
+        training passes as CUDA graphs. Both are weighed in ``benchmarks/bench_train.py`` and are off in runs."""
         model = create_model(arch, pretrained, dropout).to(device)
         weight = torch.tensor(class_weights, dtype=torch.float32, device=device) if class_weights else None
         learn = Learner(
@@ -180,6 +209,10 @@ class Trainer:
             learn.to_bf16()
         if compile:
             learn.model = torch.compile(learn.model)
+        if cuda_graphs:
+            if device.type != "cuda":
+                raise ValueError("CUDA graphs need a CUDA device")
+            learn.add_cb(CudaGraphs())
         return cls(learn, device, pretrained)
 
     def set_data(self, train: DeviceBatches, valid: DeviceBatches) -> None:
