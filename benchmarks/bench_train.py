@@ -256,20 +256,29 @@ def test_cuda_graph_ceiling(benchmark):
     assert graphed[1] > 0 and bare[1] > 0
 
 
-@pytest.mark.skipif(not GPU, reason="CUDA graphs need a GPU")
-def test_suite_cuda_graphs(benchmark):
-    """The suite's Trainer with the model's training passes replayed as CUDA graphs, against it eager."""
-    arch, size = os.environ.get("BENCH_OVERHEAD", "resnet50@224").split("@")
+def _eager_against(benchmark, env: str, name: str, **fast) -> tuple[str, str, int, tuple, tuple]:
+    """The suite's two epochs eager and with ``fast`` (the benchmark's timing), on the same images."""
+    arch, size = os.environ.get(env, "resnet50@224").split("@")
     images, targets = _data(int(size))
     eager = suite_epochs(arch, images, targets)
-    graphed = benchmark.pedantic(lambda: suite_epochs(arch, images, targets, cuda_graphs=True), rounds=1, iterations=1)
+    other = benchmark.pedantic(lambda: suite_epochs(arch, images, targets, **fast), rounds=1, iterations=1)
     trained = N - N % BS
     benchmark.extra_info.update(
         arch=arch,
         size=int(size),
         images=trained,
         eager_epochs_s=[round(s, 3) for s in eager],
-        graphed_epochs_s=[round(s, 3) for s in graphed],
+        **{f"{name}_epochs_s": [round(s, 3) for s in other]},
+    )
+    assert eager[1] > 0 and other[1] > 0
+    return arch, size, trained, eager, other
+
+
+@pytest.mark.skipif(not GPU, reason="CUDA graphs need a GPU")
+def test_suite_cuda_graphs(benchmark):
+    """The suite's Trainer with the model's training passes replayed as CUDA graphs, against it eager."""
+    arch, size, trained, eager, graphed = _eager_against(benchmark, "BENCH_OVERHEAD", "graphed", cuda_graphs=True)
+    benchmark.extra_info.update(
         suite_images_per_s=round(trained / eager[1], 1),
         suite_graphed_images_per_s=round(trained / graphed[1], 1),
     )
@@ -278,24 +287,14 @@ def test_suite_cuda_graphs(benchmark):
         f"graphed {trained / graphed[1]:.0f} img/s ({eager[1] / graphed[1]:.2f}x; first epochs "
         f"{eager[0]:.2f}s and {graphed[0]:.2f}s)"
     )
-    assert graphed[1] > 0 and eager[1] > 0
 
 
 @pytest.mark.skipif(not GPU, reason="torch.compile is weighed on a GPU only")
 def test_compile(benchmark):
-    arch, size = os.environ.get("BENCH_COMPILE", "resnet50@224").split("@")
-    images, targets = _data(int(size))
-    eager = suite_epochs(arch, images, targets)
-    compiled = benchmark.pedantic(lambda: suite_epochs(arch, images, targets, compile=True), rounds=1, iterations=1)
+    arch, size, trained, eager, compiled = _eager_against(benchmark, "BENCH_COMPILE", "compiled", compile=True)
     saved = eager[1] - compiled[1]
     cost = (compiled[0] - compiled[1]) - (eager[0] - eager[1])  # the first epoch's extra, beyond autotuning
-    trained = N - N % BS
     benchmark.extra_info.update(
-        arch=arch,
-        size=int(size),
-        images=trained,
-        eager_epochs_s=[round(s, 3) for s in eager],
-        compiled_epochs_s=[round(s, 3) for s in compiled],
         compile_s=round(cost, 2),
         saved_per_epoch_s=round(saved, 3),
         break_even_epochs=round(cost / saved, 1) if saved > 0 else None,
@@ -304,4 +303,3 @@ def test_compile(benchmark):
         f"\ntorch.compile, {arch} at {size}px, {trained} images/epoch: eager {eager[0]:.2f}s then {eager[1]:.2f}s, "
         f"compiled {compiled[0]:.2f}s then {compiled[1]:.2f}s; compiling costs {cost:.1f}s, saves {saved:.3f}s/epoch"
     )
-    assert compiled[1] > 0 and eager[1] > 0
