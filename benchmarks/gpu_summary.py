@@ -6,7 +6,8 @@ projected from them:
 
 - every planned epoch at its size's fastest measured epoch;
 - plus, once per size, what the first epoch at that size took beyond it (cuDNN autotuning, warm-up);
-- plus the run's time outside epochs (data, model set-up, evaluation), scaled by its folds or probes.
+- plus the time the run spent reading or preparing cells, once;
+- plus the rest of its time outside epochs (model set-up, evaluation), scaled by its folds or probes.
 
 A spec with no timing run is estimated from a measured spec of the same architecture and size, and says
 so; sizes that spec did not measure are taken at its largest measured size.
@@ -56,11 +57,13 @@ def measure(spec: Spec, run_dir: Path) -> dict:
         by_size.setdefault(e.get("size") or spec.recipe.size, []).append(e["seconds"])
     fastest = {size: min(v) for size, v in by_size.items()}
     result = load_json(run_dir / "result.json") or {}
+    prepare = result.get("prepare_seconds", 0.0)  # not recorded by runs before it was
+    outside = max(0.0, result.get("seconds", 0.0) - sum(e["seconds"] for e in epochs) - prepare)
     return {
         "fastest": fastest,
         "first_extra": sum(v[0] - fastest[size] for size, v in by_size.items()),
-        "outside_per_unit": max(0.0, result.get("seconds", 0.0) - sum(e["seconds"] for e in epochs))
-        / units(_as_timed(spec, run_dir)),
+        "prepare": prepare,
+        "outside_per_unit": outside / units(_as_timed(spec, run_dir)),
         "peak": result.get("peak_gpu_memory_bytes") or 0,
         "train_cells": (result.get("folds") or [result])[0].get("train_cells"),
     }
@@ -70,7 +73,7 @@ def project(spec: Spec, m: dict) -> float:
     """Seconds of a full run of ``spec`` from the measurements ``m``."""
     largest = m["fastest"][max(m["fastest"])]
     in_epochs = sum(n * m["fastest"].get(size, largest) for n, size in planned_epochs(spec))
-    return in_epochs + m["first_extra"] + m["outside_per_unit"] * units(spec)
+    return in_epochs + m["first_extra"] + m["prepare"] + m["outside_per_unit"] * units(spec)
 
 
 def donor(spec: Spec, measured: dict[str, tuple[Spec, dict]]) -> str | None:

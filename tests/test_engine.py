@@ -46,6 +46,8 @@ def test_a_run_writes_its_folder(squeezenet_run):
     assert meta["profile"] == "smoke" and meta["seed"] == 0 and meta["pretrained"] is False
     assert result["schema_version"] == 1 and result["validation"]["cells"] > 0 and result["test"]["cells"] == 10
     epochs = load_epochs(d)
+    # where the run's time went: epochs, and reading or preparing cells (projections of a full run use both)
+    assert 0 < result["prepare_seconds"] < result["seconds"] - sum(e["seconds"] for e in epochs)
     assert [e["stage"] for e in epochs] == ["frozen", "unfrozen"]
     assert {"train_loss", "valid_loss", "accuracy", "error_rate", "f_beta", "seconds"} <= set(epochs[0])
     assert d.name.startswith("squeezenet-smoke-seed0-")

@@ -212,7 +212,9 @@ class Engine:
                 ctx.on_epoch = on_epoch
                 if self.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
+                prepared_before = ctx.prepare_seconds
                 result = experiments.RUNNERS[spec.kind](spec, ctx, writer)
+                result["prepare_seconds"] = ctx.prepare_seconds - prepared_before  # cells read or prepared
                 if self.device.startswith("cuda"):
                     result["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated())
         except BaseException:

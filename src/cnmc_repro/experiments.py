@@ -13,6 +13,7 @@ Each returns the run's result (plain numbers) and reports every epoch through ``
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +47,7 @@ class Context:
     skip_bad: bool = False
     interrupt_after_epochs: int | None = None  # tests: stand-in for Ctrl-C
     cache: PreparedCache = field(default_factory=PreparedCache)
+    prepare_seconds: float = 0.0  # spent reading or preparing cells, over the runs of this invocation
     current: dict = field(default_factory=dict)  # tags of the stage in hand: stage, fold, probe, size
     _images: dict = field(default_factory=dict)
     _pool: tuple[list[Cell], list[Cell]] | None = None
@@ -69,8 +71,10 @@ class Context:
         prep = Preparation(size, recipe.prepare.crop_threshold, recipe.prepare.equalise, recipe.prepare.resize)
         key = (prep, tuple(c.sha256 for c in cells))
         if key not in self._images:
+            t0 = time.perf_counter()
             prepared = self.cache.load(cells, prep, skip_bad=self.skip_bad)
             self._images[key] = (prepared.images, prepared.cells)
+            self.prepare_seconds += time.perf_counter() - t0
         return self._images[key]
 
     def record_epoch(self, record: dict) -> None:
