@@ -96,7 +96,7 @@ def main() -> None:
     for spec_id, spec in specs.items():
         if spec.recipe is not None and (run_dir := store.latest(spec_id, "timing")):
             measured[spec_id] = (spec, measure(spec, run_dir))
-    total = {"measured": 0.0, "estimated": 0.0}
+    total, unmeasured = {"measured": 0.0, "estimated": 0.0}, []
     print(f"{'spec':<22} {'s/epoch by size':<28} {'peak GiB':>8} {'epochs':>6} {'projected':>9}  basis")
     for spec_id, spec in specs.items():
         if spec.recipe is None:
@@ -106,6 +106,7 @@ def main() -> None:
         epochs = sum(n for n, _ in planned_epochs(spec))
         if source is None:
             print(f"{spec_id:<22} {'not measured':<28} {'':>8} {epochs:>6} {'?':>9}")
+            unmeasured.append(spec_id)
             continue
         m = measured[source][1]
         seconds = project(spec, m)
@@ -114,8 +115,9 @@ def main() -> None:
         basis = "this spec's timing run" if source == spec_id else f"estimated from {source}'s timing run"
         peak = f"{m['peak'] / 2**30:.1f}" if source == spec_id else ""
         print(f"{spec_id:<22} {sizes:<28.28} {peak:>8} {epochs:>6} {seconds:>8.0f}s  {basis}")
+    what = "whole study" if not unmeasured else f"study without {', '.join(unmeasured)} (no estimate)"
     print(
-        f"whole study, reproduce all --profile full, projected: {sum(total.values()) / 60:.1f} min "
+        f"{what}, reproduce all --profile full, projected: {sum(total.values()) / 60:.1f} min "
         f"({total['measured'] / 60:.1f} min from the specs' own timing runs, {total['estimated'] / 60:.1f} min "
         "estimated from another spec's)"
     )
