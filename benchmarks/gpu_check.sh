@@ -2,7 +2,7 @@
 # The GPU check: one call of about 8 minutes on a machine with one GPU and no network.
 #
 #   1. builds a full-size synthetic set (10,661 training cells at 450x450, the official counts) in the
-#      background while one smoke run checks the engine on the GPU;
+#      background while one smoke run and the tests marked gpu check the engine on the GPU;
 #   2. runs the timing benchmarks at the specs' real sizes: fastai's loop against a bare PyTorch loop, that
 #      loop's step replayed as a CUDA graph and the suite with its training passes as CUDA graphs (never run
 #      on a GPU so far), torch.compile weighed for ResNet50, data feeding, and training per architecture;
@@ -29,7 +29,7 @@ SYNTH=${SYNTH:-full}
 SPECS=${SPECS:-kfold resnet50 loss_penalisation alexnet squeezenet vgg19 densenet121 ensembles progressive_resizing \
 bayesian_search kfold_independent kfold_subjects}
 WORK=${WORK:-/tmp/cnmc-gpu-check}
-STEPS=${STEPS:-smoke overhead graphs compile data train timing deterministic}  # a subset reruns part of the check
+STEPS=${STEPS:-smoke gputests overhead graphs compile data train timing deterministic}  # a subset reruns part of the check
 mkdir -p "$OUT" "$WORK"
 exec > >(tee "$OUT/check.log") 2>&1
 export PYTHONUNBUFFERED=1 CNMC_REPRO_CACHE="$WORK/cache" PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -80,6 +80,10 @@ if has smoke; then
     step "a smoke run on $DEVICE (built-in data)"
     limit 90 $PY -m reproduce run alexnet resnet50 --profile smoke --device "$DEVICE" --no-pretrained \
         --results "$WORK/smoke" || echo "smoke run failed: $?"
+fi
+if has gputests; then
+    step "the tests that need a GPU (pytest -m gpu)"
+    limit 90 $PY -m pytest tests -m gpu -q -p no:cacheprovider -W ignore::UserWarning || echo "GPU tests failed: $?"
 fi
 has overhead && bench overhead 60 benchmarks/bench_train.py -k test_fastai_overhead
 [ "$DEVICE" = cuda ] && has graphs && bench graphs 90 benchmarks/bench_train.py -k "cuda_graph"
