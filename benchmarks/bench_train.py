@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -175,18 +176,24 @@ def _two_epochs(train: DeviceBatches, step) -> tuple[float, float]:
     return seconds[0], seconds[1]
 
 
+def _compare(benchmark, env: str, default: str, baseline, variant) -> tuple[str, str, int, tuple, tuple]:
+    """Two epochs of ``baseline`` and two of ``variant`` (the benchmark's timing) on the same images, each a
+    function ``(arch, images, targets) -> (first epoch s, second epoch s)``; ``env`` may name ``arch@px``."""
+    arch, size = os.environ.get(env, default).split("@")
+    images, targets = _data(int(size))
+    base = baseline(arch, images, targets)
+    other = benchmark.pedantic(lambda: variant(arch, images, targets), rounds=1, iterations=1)
+    trained = N - N % BS
+    benchmark.extra_info.update(arch=arch, size=int(size), images=trained, device=str(DEVICE))
+    assert base[1] > 0 and other[1] > 0
+    return arch, size, trained, base, other
+
+
 def test_fastai_overhead(benchmark):
     """Seconds per epoch of the suite (fastai's loop) against the same step in a bare PyTorch loop."""
-    arch, size = os.environ.get("BENCH_OVERHEAD", "resnet50@224" if GPU else "resnet18@64").split("@")
-    images, targets = _data(int(size))
-    suite = suite_epochs(arch, images, targets)
-    bare = benchmark.pedantic(lambda: torch_loop_epochs(arch, images, targets), rounds=1, iterations=1)
-    trained = N - N % BS
+    default = "resnet50@224" if GPU else "resnet18@64"
+    arch, size, trained, suite, bare = _compare(benchmark, "BENCH_OVERHEAD", default, suite_epochs, torch_loop_epochs)
     benchmark.extra_info.update(
-        arch=arch,
-        size=int(size),
-        images=trained,
-        device=str(DEVICE),
         suite_images_per_s=round(trained / suite[1], 1),
         bare_torch_images_per_s=round(trained / bare[1], 1),
         fastai_overhead=round(suite[1] / bare[1] - 1, 3),
@@ -195,7 +202,6 @@ def test_fastai_overhead(benchmark):
         f"\nfastai's loop, {arch} at {size}px on {DEVICE}: suite {trained / suite[1]:.0f} img/s, "
         f"bare PyTorch loop {trained / bare[1]:.0f} img/s, overhead {100 * (suite[1] / bare[1] - 1):.0f}%"
     )
-    assert suite[1] > 0 and bare[1] > 0
 
 
 def graphed_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
@@ -236,15 +242,10 @@ def graphed_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> t
 @pytest.mark.skipif(not GPU, reason="CUDA graphs need a GPU")
 def test_cuda_graph_ceiling(benchmark):
     """How fast the same step runs as a replayed CUDA graph, against the bare eager loop."""
-    arch, size = os.environ.get("BENCH_OVERHEAD", "resnet50@224").split("@")
-    images, targets = _data(int(size))
-    bare = torch_loop_epochs(arch, images, targets)
-    graphed = benchmark.pedantic(lambda: graphed_loop_epochs(arch, images, targets), rounds=1, iterations=1)
-    trained = N - N % BS
+    arch, size, trained, bare, graphed = _compare(
+        benchmark, "BENCH_OVERHEAD", "resnet50@224", torch_loop_epochs, graphed_loop_epochs
+    )
     benchmark.extra_info.update(
-        arch=arch,
-        size=int(size),
-        images=trained,
         bare_torch_images_per_s=round(trained / bare[1], 1),
         graphed_images_per_s=round(trained / graphed[1], 1),
         graph_speedup=round(bare[1] / graphed[1], 2),
@@ -253,32 +254,16 @@ def test_cuda_graph_ceiling(benchmark):
         f"\nCUDA graph, {arch} at {size}px: bare eager loop {trained / bare[1]:.0f} img/s, "
         f"the same step replayed as one graph {trained / graphed[1]:.0f} img/s ({bare[1] / graphed[1]:.2f}x)"
     )
-    assert graphed[1] > 0 and bare[1] > 0
-
-
-def _eager_against(benchmark, env: str, name: str, **fast) -> tuple[str, str, int, tuple, tuple]:
-    """The suite's two epochs eager and with ``fast`` (the benchmark's timing), on the same images."""
-    arch, size = os.environ.get(env, "resnet50@224").split("@")
-    images, targets = _data(int(size))
-    eager = suite_epochs(arch, images, targets)
-    other = benchmark.pedantic(lambda: suite_epochs(arch, images, targets, **fast), rounds=1, iterations=1)
-    trained = N - N % BS
-    benchmark.extra_info.update(
-        arch=arch,
-        size=int(size),
-        images=trained,
-        eager_epochs_s=[round(s, 3) for s in eager],
-        **{f"{name}_epochs_s": [round(s, 3) for s in other]},
-    )
-    assert eager[1] > 0 and other[1] > 0
-    return arch, size, trained, eager, other
 
 
 @pytest.mark.skipif(not GPU, reason="CUDA graphs need a GPU")
 def test_suite_cuda_graphs(benchmark):
     """The suite's Trainer with the model's training passes replayed as CUDA graphs, against it eager."""
-    arch, size, trained, eager, graphed = _eager_against(benchmark, "BENCH_OVERHEAD", "graphed", cuda_graphs=True)
+    graphs = partial(suite_epochs, cuda_graphs=True)
+    arch, size, trained, eager, graphed = _compare(benchmark, "BENCH_OVERHEAD", "resnet50@224", suite_epochs, graphs)
     benchmark.extra_info.update(
+        eager_epochs_s=[round(s, 3) for s in eager],
+        graphed_epochs_s=[round(s, 3) for s in graphed],
         suite_images_per_s=round(trained / eager[1], 1),
         suite_graphed_images_per_s=round(trained / graphed[1], 1),
     )
@@ -291,10 +276,13 @@ def test_suite_cuda_graphs(benchmark):
 
 @pytest.mark.skipif(not GPU, reason="torch.compile is weighed on a GPU only")
 def test_compile(benchmark):
-    arch, size, trained, eager, compiled = _eager_against(benchmark, "BENCH_COMPILE", "compiled", compile=True)
+    compiling = partial(suite_epochs, compile=True)
+    arch, size, trained, eager, compiled = _compare(benchmark, "BENCH_COMPILE", "resnet50@224", suite_epochs, compiling)
     saved = eager[1] - compiled[1]
     cost = (compiled[0] - compiled[1]) - (eager[0] - eager[1])  # the first epoch's extra, beyond autotuning
     benchmark.extra_info.update(
+        eager_epochs_s=[round(s, 3) for s in eager],
+        compiled_epochs_s=[round(s, 3) for s in compiled],
         compile_s=round(cost, 2),
         saved_per_epoch_s=round(saved, 3),
         break_even_epochs=round(cost / saved, 1) if saved > 0 else None,

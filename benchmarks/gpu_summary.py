@@ -19,12 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
-from cnmc_repro.spec import Bayesian, KFold, Spec, load_all, planned_epochs
+from cnmc_repro.spec import Spec, load_all, planned_epochs
 from cnmc_repro.store import Store, load_epochs, load_json
-from cnmc_repro.strict import build
 
 PUBLISHED_TRAIN_CELLS = 10_661
 
@@ -38,15 +36,13 @@ def units(spec: Spec) -> int:
     return 1
 
 
-def _as_timed(spec: Spec, run_dir: Path) -> Spec:
-    """``spec`` with the k-fold and Bayesian parts as the timing run resolved them."""
-    stored = (load_json(run_dir / "spec.json") or {}).get("spec", {})
-    parts = {}
-    if stored.get("kfold"):
-        parts["kfold"] = build(KFold, stored["kfold"], run_dir / "spec.json")
-    if stored.get("bayesian"):
-        parts["bayesian"] = build(Bayesian, stored["bayesian"], run_dir / "spec.json")
-    return replace(spec, **parts)
+def trained_units(result: dict) -> int:
+    """Models a finished run built, trained and evaluated: its folds, its probes and the retrained best, or one."""
+    if result.get("folds"):
+        return len(result["folds"])
+    if result.get("probes"):
+        return len(result["probes"]) + 1
+    return 1
 
 
 def measure(spec: Spec, run_dir: Path) -> dict:
@@ -63,7 +59,7 @@ def measure(spec: Spec, run_dir: Path) -> dict:
         "fastest": fastest,
         "first_extra": sum(v[0] - fastest[size] for size, v in by_size.items()),
         "prepare": prepare,
-        "outside_per_unit": outside / units(_as_timed(spec, run_dir)),
+        "outside_per_unit": outside / trained_units(result),
         "peak": result.get("peak_gpu_memory_bytes") or 0,
         "train_cells": (result.get("folds") or [result])[0].get("train_cells"),
     }

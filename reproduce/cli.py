@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--size", choices=("small", "full"), default="small", help="small (default) or full counts")
     synth.set_defaults(func=_data_synth)
-    run_options = argparse.ArgumentParser(add_help=False)
+    results_option = argparse.ArgumentParser(add_help=False)
+    results_option.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
+    run_options = argparse.ArgumentParser(add_help=False, parents=[results_option])
     run_options.add_argument("--data", metavar="PATH", help="C-NMC folder holding training_data/ (default: built-in)")
     run_options.add_argument(
         "--profile",
@@ -213,7 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="deterministic GPU kernels (slower; the CPU is deterministic anyway)",
     )
     run_options.add_argument("--skip-bad", action="store_true", help="leave unreadable images out")
-    run_options.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
 
     p_all = sub.add_parser(
         "all",
@@ -237,15 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_list = sub.add_parser(
         "list",
+        parents=[results_option],
         help="every spec, what it reproduces, and whether it has run",
         epilog="examples:\n  python -m reproduce list\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_list.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
     p_list.set_defaults(func=_list)
 
     p_show = sub.add_parser(
         "show",
+        parents=[results_option],
         help="a spec's per-epoch figures beside the published ones",
         epilog="examples:\n  python -m reproduce show alexnet\n  python -m reproduce show 4.14\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -254,15 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     p_show.add_argument(
         "--profile", choices=("full", "smoke", "timing"), help="which profile's latest run (default: any)"
     )
-    p_show.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
     p_show.set_defaults(func=_show)
     p_report = sub.add_parser(
         "report",
+        parents=[results_option],
         help="render results/report.html and results/report.md from the finished runs",
         epilog="examples:\n  python -m reproduce report\n  python -m reproduce report --profile full --out /tmp/r\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_report.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
     p_report.add_argument("--profile", choices=("full", "smoke", "timing"), help="only runs of this profile")
     p_report.add_argument("--out", metavar="DIR", help="where to write the report (default: the results folder)")
     p_report.set_defaults(func=_report)
@@ -279,13 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_reg = sub.add_parser(
         "regression",
+        parents=[results_option],
         help="compare the latest smoke runs with the committed baseline of the suite's own figures",
         epilog="examples:\n  python -m reproduce all --no-pretrained && python -m reproduce regression\n"
         "  python -m reproduce regression --update    # accept moved figures on purpose\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_reg.add_argument("--update", action="store_true", help="write the baseline from the latest smoke runs")
-    p_reg.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
     p_reg.set_defaults(func=_regression)
     return parser
 

@@ -161,16 +161,22 @@ def _predictions(cells: list[Cell], probs: np.ndarray, root) -> dict:
     }
 
 
+def _test_loader(batches: Batches, spec: Spec, test: list[Cell], seed: int) -> tuple[DeviceBatches, list[Cell]] | None:
+    """The labelled test cells' batches, where the recipe evaluates on them."""
+    return batches.make(test, train=False, seed=seed) if spec.recipe.test and test else None
+
+
 def evaluate(
-    trainer: Trainer, ctx: Context, spec: Spec, batches: Batches, valid: list[Cell], test: list[Cell], seed: int
+    trainer: Trainer, ctx: Context, spec: Spec, valid: list[Cell], test: tuple[DeviceBatches, list[Cell]] | None
 ) -> dict:
-    """Validation and test figures and every cell's class probabilities."""
+    """Validation figures (on the learner's own validation batches of ``valid``) and test figures, and every
+    cell's class probabilities."""
     fb = spec.recipe.f_beta
     out: dict = {"validation": None, "test": None, "predictions": {}}
-    for name, cells in (("validation", valid), ("test", test if spec.recipe.test else [])):
-        if not cells:
+    for name, loader in (("validation", (trainer.learn.dls.valid, valid) if valid else None), ("test", test)):
+        if loader is None:
             continue
-        dl, kept = batches.make(cells, train=False, seed=seed)
+        dl, kept = loader
         probs = trainer.predict(dl)
         out[name] = M.summary([c.target for c in kept], probs[:, 0], fb.beta, fb.positive)
         out["predictions"][name] = _predictions(kept, probs, ctx.dataset.root)
@@ -226,7 +232,7 @@ def run_train(spec: Spec, ctx: Context, writer) -> dict:
         writer.json("lr_find.json", curve)
         result["lr_find"] = {"suggestion": curve["suggestion"], "iterations": len(curve["lrs"])}
     _fit_stages(trainer, ctx, recipe.stages, {})
-    result.update(evaluate(trainer, ctx, spec, batches, valid_cells, test, ctx.seed))
+    result.update(evaluate(trainer, ctx, spec, valid_cells, _test_loader(batches, spec, test, ctx.seed)))
     writer.checkpoint(trainer.state_dict())
     return result
 
@@ -248,7 +254,7 @@ def run_progressive(spec: Spec, ctx: Context, writer) -> dict:
             trainer.set_data(train_dl, valid_dl)  # the same weights carry on at the next size
         _fit_stages(trainer, ctx, [stage], {})
     result = {"train_cells": len(kept_train), "valid_cells": len(kept_valid)}
-    result.update(evaluate(trainer, ctx, spec, batches, kept_valid, test, ctx.seed))
+    result.update(evaluate(trainer, ctx, spec, kept_valid, _test_loader(batches, spec, test, ctx.seed)))
     writer.checkpoint(trainer.state_dict())
     return result
 
@@ -267,6 +273,7 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> dict:
     else:
         folds = stratified_kfold([c.target for c in pool], kf.folds, kf.random_state)
     folds = folds[: kf.trained_folds or kf.folds]
+    test_dl = _test_loader(batches, spec, test, ctx.seed)  # one copy for every fold
     seed_everything(ctx.seed)
     trainer = None
     per_fold = []
@@ -279,7 +286,7 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> dict:
         else:
             trainer.set_data(train_dl, valid_dl)
         _fit_stages(trainer, ctx, recipe.stages, {"fold": k})
-        ev = evaluate(trainer, ctx, spec, batches, kept_valid, test, ctx.seed)
+        ev = evaluate(trainer, ctx, spec, kept_valid, test_dl)
         per_fold.append({"fold": k, "train_cells": len(kept_train), "valid_cells": len(kept_valid), **ev})
     summary = {}
     for metric in ("accuracy", "f_beta", "sensitivity", "specificity", "weighted_f1", "balanced_accuracy"):
@@ -325,7 +332,7 @@ def run_bayesian(spec: Spec, ctx: Context, writer) -> dict:
     trainer = _new_trainer(ctx, recipe, train_dl, valid_dl, train_cells, dropout=p["dp"], wd=p["wd"])
     _fit_stages(trainer, ctx, bo.retrain, {}, lr=p["lr"])
     result = {"probes": probes, "best": best, "train_cells": len(train_cells), "valid_cells": len(valid_cells)}
-    result.update(evaluate(trainer, ctx, spec, batches, valid_cells, test, ctx.seed))
+    result.update(evaluate(trainer, ctx, spec, valid_cells, _test_loader(batches, spec, test, ctx.seed)))
     writer.checkpoint(trainer.state_dict())
     return result
 

@@ -152,23 +152,23 @@ class Store:
         """Finished run folders, oldest first (by the time in the run id, which survives copying)."""
         return sorted((p for p in self.root.iterdir() if p.is_dir() and (p / "result.json").is_file()), key=_run_time)
 
+    def _newest(self, matches) -> Path | None:
+        """The newest finished run whose ``spec.json`` satisfies ``matches``."""
+        for p in reversed(self.runs()):
+            meta = load_json(p / "spec.json")
+            if meta and matches(meta):
+                return p
+        return None
+
     def find(self, key: str) -> Path | None:
         """The newest finished run with this key."""
-        for p in reversed(self.runs()):
-            try:
-                if json.loads((p / "spec.json").read_text()).get("run_key") == key:
-                    return p
-            except (OSError, ValueError):
-                continue
-        return None
+        return self._newest(lambda meta: meta.get("run_key") == key)
 
     def latest(self, spec_id: str, profile: str | None = None) -> Path | None:
         """The newest finished run of a spec (for show and report)."""
-        for p in reversed(self.runs()):
-            meta = load_json(p / "spec.json")
-            if meta and meta.get("spec", {}).get("id") == spec_id and profile in (None, meta.get("profile")):
-                return p
-        return None
+        return self._newest(
+            lambda meta: meta.get("spec", {}).get("id") == spec_id and profile in (None, meta.get("profile"))
+        )
 
     def begin(self, spec_id: str, profile: str, seed: int, key: str) -> RunWriter:
         stamp = time.strftime("%Y%m%d-%H%M%S")
