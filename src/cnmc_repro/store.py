@@ -35,7 +35,18 @@ PARTIAL = ".partial"
 
 # The modules whose code decides a run's figures; a change to any of them is a new code version.
 # (The command line, the comparison, the audit and the report do not change what a run measures.)
-FIGURE_MODULES = ("batches", "dataset", "experiments", "metrics", "models", "prepare", "profiles", "splits", "train")
+FIGURE_MODULES = (
+    "batches",
+    "bayesian",
+    "dataset",
+    "experiments",
+    "metrics",
+    "models",
+    "prepare",
+    "profiles",
+    "splits",
+    "train",
+)
 
 
 def code_version() -> str:
