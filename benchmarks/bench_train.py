@@ -12,12 +12,17 @@ Both train the same fastai model (``create_vision_model``, body unfrozen) for on
 ``extra_info`` holds images/s of each, their ratio and the suite's peak GPU memory. On a CPU the sizes are
 small (64 px, 128 images).
 
-``test_fastai_overhead`` times the same training step in a bare PyTorch loop, to measure what fastai's loop
-costs, and ``test_cuda_graph_ceiling`` (GPU only) that step captured as one CUDA graph and replayed, to
-measure how much of a step is spent launching kernels; ``test_suite_cuda_graphs`` (GPU only) the suite
-with ``Trainer.create(cuda_graphs=True)``. ``test_compile`` (GPU only) weighs ``torch.compile``:
-the suite's first and second epochs of ResNet50 with the model compiled, against the same epochs eager, so
-the compile time and the time it saves per epoch are both measured.
+The other benchmarks look into the suite's step:
+
+- ``test_fastai_overhead``: the same step in a bare PyTorch loop, to measure what fastai's loop costs;
+- ``test_step_profile``: an epoch under torch.profiler, to measure how busy the GPU is and what the host
+  dispatches per batch;
+- ``test_cuda_graph_ceiling`` (GPU only): the bare step captured as one CUDA graph and replayed, to measure
+  how much of a step is spent launching kernels;
+- ``test_suite_cuda_graphs`` (GPU only): the suite with ``Trainer.create(cuda_graphs=True)``;
+- ``test_compile`` (GPU only): ``torch.compile`` weighed by the suite's first and second epochs of ResNet50
+  compiled against the same epochs eager, so that the compile time and the time it saves per epoch are
+  both measured.
 """
 
 from __future__ import annotations
@@ -47,10 +52,10 @@ _DEFAULT_ARCHS = (
 ARCHS = [tuple(a.split("@")) for a in os.environ.get("BENCH_ARCHS", _DEFAULT_ARCHS).split(",")]
 
 
-def _data(size: int):
+def _data(size: int, n: int = N):
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (N, size, size, 3), dtype=np.uint8)
-    return images, rng.integers(0, 2, N)
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    return images, rng.integers(0, 2, n)
 
 
 def _sync():
@@ -101,20 +106,28 @@ def plain_fastai_epoch(arch: str, images: np.ndarray, targets: np.ndarray) -> fl
     return time.perf_counter() - t0
 
 
-def suite_epochs(arch: str, images: np.ndarray, targets: np.ndarray, **fast) -> tuple[float, float]:
-    """Seconds of the first and the second epoch of the suite's Trainer on device-resident batches
-    (``fast``: ``compile=True`` or ``cuda_graphs=True``)."""
+STAGE = Stage("bench", 1, 1e-3, frozen=False)
+
+
+def suite_trainer(arch: str, images: np.ndarray, targets: np.ndarray, **fast) -> Trainer:
+    """The suite's Trainer on device-resident batches of ``images`` (validation: the first batch of them)."""
     train = DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE)
     valid = DeviceBatches(images[:BS], targets[:BS], BS, False, None, 0, DEVICE)
-    trainer = Trainer.create(arch, False, 0.5, 0.01, FBeta(1.0, "normal"), train, valid, DEVICE, **fast)
-    stage = Stage("bench", 1, 1e-3, frozen=False)
-    seconds = []
-    for _ in range(2):  # the first epoch pays for cuDNN autotuning (and compiling)
-        t0 = time.perf_counter()
-        trainer.fit(stage)
-        _sync()
-        seconds.append(time.perf_counter() - t0)
-    return seconds[0], seconds[1]
+    return Trainer.create(arch, False, 0.5, 0.01, FBeta(1.0, "normal"), train, valid, DEVICE, **fast)
+
+
+def timed_epoch(trainer: Trainer) -> float:
+    t0 = time.perf_counter()
+    trainer.fit(STAGE)
+    _sync()
+    return time.perf_counter() - t0
+
+
+def suite_epochs(arch: str, images: np.ndarray, targets: np.ndarray, **fast) -> tuple[float, float]:
+    """Seconds of the first and the second epoch of the suite's Trainer on device-resident batches
+    (``fast``: ``compile=True`` or ``cuda_graphs=True``); the first pays for cuDNN autotuning (and compiling)."""
+    trainer = suite_trainer(arch, images, targets, **fast)
+    return timed_epoch(trainer), timed_epoch(trainer)
 
 
 @pytest.mark.parametrize("arch,size", ARCHS, ids=[f"{a}@{s}" for a, s in ARCHS])
@@ -202,6 +215,80 @@ def test_fastai_overhead(benchmark):
         f"\nfastai's loop, {arch} at {size}px on {DEVICE}: suite {trained / suite[1]:.0f} img/s, "
         f"bare PyTorch loop {trained / bare[1]:.0f} img/s, overhead {100 * (suite[1] / bare[1] - 1):.0f}%"
     )
+
+
+_DEFAULT_PROFILE = "resnet50@224,resnet34@300" if GPU else "resnet18@64"
+PROFILED = [tuple(a.split("@")) for a in os.environ.get("BENCH_PROFILE", _DEFAULT_PROFILE).split(",")]
+PROFILED_BATCHES = 20  # the profiler's record of an epoch grows with it, and so does the time to read it
+
+
+def profile_epoch(trainer: Trainer) -> dict:
+    """One epoch of ``trainer`` under torch.profiler: the operators the host dispatched and, on a GPU, the
+    kernels the GPU ran (count, summed time, the costliest)."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if GPU else [])
+    with profile(activities=activities) as prof:
+        trainer.fit(STAGE)
+        _sync()
+
+    def outermost_op(e) -> bool:  # aten::conv2d counts once, not with the aten calls it makes
+        return e.name.startswith("aten::") and not (e.cpu_parent and e.cpu_parent.name.startswith("aten::"))
+
+    ops = sum(1 for e in prof.events() if outermost_op(e))
+    kernels = sorted(
+        (k for k in prof.key_averages() if k.device_type == DeviceType.CUDA),
+        key=lambda k: k.self_device_time_total,
+        reverse=True,
+    )
+    return {
+        "ops": ops,
+        "kernels": sum(k.count for k in kernels),
+        "kernel_s": sum(k.self_device_time_total for k in kernels) / 1e6,
+        "top": [(k.key, k.self_device_time_total / 1e6) for k in kernels[:8]],
+    }
+
+
+@pytest.mark.parametrize("arch,size", PROFILED, ids=[f"{a}@{s}" for a, s in PROFILED])
+def test_step_profile(benchmark, arch, size):
+    """Where a training step's time goes. An epoch is timed without the profiler (the benchmark), then run
+    again under it: on a GPU, the kernels' summed time over the epoch's wall time is how busy the GPU was, and
+    the rest is time it waited for the host. Operators per batch are what the host dispatches. The epoch is
+    short (``PROFILED_BATCHES`` batches and one validation batch), so its fixed costs weigh a little."""
+    images, targets = _data(int(size), PROFILED_BATCHES * BS)
+    trainer = suite_trainer(arch, images, targets)
+    timed_epoch(trainer)  # cuDNN autotuning, allocator warm-up
+    wall = benchmark.pedantic(lambda: timed_epoch(trainer), rounds=1, iterations=1)
+    prof = profile_epoch(trainer)
+    batches = len(trainer.learn.dls.train) + len(trainer.learn.dls.valid)
+    benchmark.extra_info.update(
+        arch=arch,
+        size=int(size),
+        device=str(DEVICE),
+        batch_size=BS,
+        batches=batches,
+        epoch_s=round(wall, 3),
+        ms_per_batch=round(1000 * wall / batches, 2),
+        ops_per_batch=round(prof["ops"] / batches, 1),
+    )
+    line = f"\nprofile, {arch} at {size}px on {DEVICE}: {1000 * wall / batches:.1f} ms per batch of {BS}, "
+    line += f"{prof['ops'] / batches:.0f} operators dispatched per batch"
+    if GPU:
+        busy = prof["kernel_s"] / wall
+        benchmark.extra_info.update(
+            kernels_per_batch=round(prof["kernels"] / batches, 1),
+            kernel_ms_per_batch=round(1000 * prof["kernel_s"] / batches, 2),
+            gpu_busy=round(busy, 3),
+            top_kernels=[[name[:80], round(1000 * s / batches, 3)] for name, s in prof["top"]],
+        )
+        line += (
+            f", {prof['kernels'] / batches:.0f} kernels taking {1000 * prof['kernel_s'] / batches:.1f} ms: "
+            f"the GPU was busy {busy:.0%} of the time"
+        )
+        line += "".join(f"\n    {1000 * s / batches:7.3f} ms  {name[:100]}" for name, s in prof["top"])
+    print(line)
+    assert prof["ops"] > 0 and (prof["kernels"] > 0 or not GPU)
 
 
 def graphed_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> tuple[float, float]:

@@ -3,7 +3,8 @@
 #
 #   1. builds a full-size synthetic set (10,661 training cells at 450x450, the official counts) in the
 #      background while one smoke run and the tests marked gpu check the engine on the GPU;
-#   2. runs the timing benchmarks at the specs' real sizes: fastai's loop against a bare PyTorch loop, that
+#   2. runs the timing benchmarks at the specs' real sizes: a training epoch under torch.profiler (how busy
+#      the GPU is, kernels and operators per batch), fastai's loop against a bare PyTorch loop, that
 #      loop's step replayed as a CUDA graph and the suite with its training passes as CUDA graphs (never run
 #      on a GPU so far), torch.compile weighed for ResNet50, data feeding, and training per architecture;
 #   3. runs every spec once at the published sizes with one epoch per stage (profile "timing"), and the
@@ -29,7 +30,7 @@ SYNTH=${SYNTH:-full}
 SPECS=${SPECS:-kfold resnet50 loss_penalisation alexnet squeezenet vgg19 densenet121 ensembles progressive_resizing \
 bayesian_search kfold_independent kfold_subjects}
 WORK=${WORK:-/tmp/cnmc-gpu-check}
-STEPS=${STEPS:-smoke gputests overhead graphs compile data train timing deterministic}  # a subset reruns part of the check
+STEPS=${STEPS:-smoke gputests profile overhead graphs compile data train timing deterministic}  # a subset reruns part of the check
 mkdir -p "$OUT" "$WORK"
 exec > >(tee "$OUT/check.log") 2>&1
 export PYTHONUNBUFFERED=1 CNMC_REPRO_CACHE="$WORK/cache" PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -85,6 +86,7 @@ if has gputests; then
     step "the tests that need a GPU (pytest -m gpu)"
     limit 90 $PY -m pytest tests -m gpu -q -p no:cacheprovider -W ignore::UserWarning || echo "GPU tests failed: $?"
 fi
+has profile && bench profile 60 benchmarks/bench_train.py -k test_step_profile
 has overhead && bench overhead 60 benchmarks/bench_train.py -k test_fastai_overhead
 [ "$DEVICE" = cuda ] && has graphs && bench graphs 90 benchmarks/bench_train.py -k "cuda_graph"
 [ "$DEVICE" = cuda ] && has compile && bench compile 100 benchmarks/bench_train.py -k test_compile
