@@ -65,11 +65,13 @@ def measure(spec: Spec, run_dir: Path) -> dict:
     }
 
 
-def project(spec: Spec, m: dict) -> float:
-    """Seconds of a full run of ``spec`` from the measurements ``m``."""
+def project(spec: Spec, m: dict) -> tuple[float, list[int]]:
+    """Seconds of a full run of ``spec`` from the measurements ``m``, and the sizes it has that ``m`` lacks
+    (taken at the largest measured size, so that the projection is an upper bound for them)."""
     largest = m["fastest"][max(m["fastest"])]
     in_epochs = sum(n * m["fastest"].get(size, largest) for n, size in planned_epochs(spec))
-    return in_epochs + m["first_extra"] + m["prepare"] + m["outside_per_unit"] * units(spec)
+    missing = sorted({size for _, size in planned_epochs(spec)} - set(m["fastest"]))
+    return in_epochs + m["first_extra"] + m["prepare"] + m["outside_per_unit"] * units(spec), missing
 
 
 def donor(spec: Spec, measured: dict[str, tuple[Spec, dict]]) -> str | None:
@@ -105,18 +107,23 @@ def main() -> None:
             unmeasured.append(spec_id)
             continue
         m = measured[source][1]
-        seconds = project(spec, m)
+        seconds, missing = project(spec, m)
         total["measured" if source == spec_id else "estimated"] += seconds
         sizes = ", ".join(f"{size}px {v:.2f}" for size, v in sorted(m["fastest"].items()))
         basis = "this spec's timing run" if source == spec_id else f"estimated from {source}'s timing run"
+        if missing:
+            basis += f"; at most: {', '.join(map(str, missing))} px taken at {max(m['fastest'])} px"
         peak = f"{m['peak'] / 2**30:.1f}" if source == spec_id else ""
         print(f"{spec_id:<22} {sizes:<28.28} {peak:>8} {epochs:>6} {seconds:>8.0f}s  {basis}")
     what = "whole study" if not unmeasured else f"study without {', '.join(unmeasured)} (no estimate)"
-    print(
-        f"{what}, reproduce all --profile full, projected: {sum(total.values()) / 60:.1f} min "
-        f"({total['measured'] / 60:.1f} min from the specs' own timing runs, {total['estimated'] / 60:.1f} min "
-        "estimated from another spec's)"
-    )
+    if not measured:
+        print("no timing runs: nothing to project")
+    else:
+        print(
+            f"{what}, reproduce all --profile full, projected: {sum(total.values()) / 60:.1f} min "
+            f"({total['measured'] / 60:.1f} min from the specs' own timing runs, {total['estimated'] / 60:.1f} "
+            "min estimated from another spec's)"
+        )
     if "kfold" in measured and (m := measured["kfold"][1])["train_cells"]:
         per = min(m["fastest"].values())
         print(
@@ -146,6 +153,17 @@ def main() -> None:
                     f"CUDA graph {info['arch']}@{info['size']}: bare eager loop {info['bare_torch_images_per_s']} "
                     f"img/s, replayed graph {info['graphed_images_per_s']} img/s, {info['graph_speedup']}x"
                 )
+            elif "ops_per_batch" in info:
+                line = (
+                    f"profile {info['arch']}@{info['size']}: {info['ms_per_batch']} ms per batch of "
+                    f"{info['batch_size']}, {info['ops_per_batch']:.0f} operators dispatched per batch"
+                )
+                if info.get("gpu_busy") is not None:
+                    line += (
+                        f", {info['kernels_per_batch']:.0f} kernels taking {info['kernel_ms_per_batch']} ms: "
+                        f"GPU busy {info['gpu_busy']:.0%}"
+                    )
+                print(line)
             elif "fastai_overhead" in info:
                 print(
                     f"fastai's loop {info['arch']}@{info['size']}: suite {info['suite_images_per_s']} img/s, bare "
