@@ -12,7 +12,7 @@ from cnmc_repro.store import load_epochs, load_json
 
 
 def _opts(data: Path, results: Path, **kw) -> Options:
-    return Options(data=str(data), profile="smoke", device="cpu", results=results, quiet=True, **kw)
+    return Options(data=str(data), profile="smoke", device="cpu", results=results, **{"quiet": True, **kw})
 
 
 def _figures(run_dir: Path) -> list[dict]:
@@ -26,10 +26,21 @@ def _result(run_dir: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def squeezenet_run(tiny_data_ro, tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    (out,) = run(["squeezenet"], _opts(tiny_data_ro, results))
-    return out
+def reference(tiny_data_ro, tmp_path_factory):
+    """The uninterrupted run of a spec, made when a test first asks for it."""
+    runs = {}
+
+    def get(spec_id: str):
+        if spec_id not in runs:
+            (runs[spec_id],) = run([spec_id], _opts(tiny_data_ro, tmp_path_factory.mktemp(spec_id)))
+        return runs[spec_id]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def squeezenet_run(reference):
+    return reference("squeezenet")
 
 
 def test_a_run_writes_its_folder(squeezenet_run):
@@ -99,8 +110,8 @@ def test_the_ensemble_is_the_mean_of_its_members_stored_probabilities(tiny_data_
     assert ens["test"]["accuracy"] == max(e["test"]["accuracy"] for e in ens["ensembles"])
 
 
-def test_the_bayesian_search_probes_11_points_and_retrains_the_best(tiny_data_ro, tmp_path):
-    (out,) = run(["bayesian_search"], _opts(tiny_data_ro, tmp_path))
+def test_the_bayesian_search_probes_11_points_and_retrains_the_best(reference):
+    out = reference("bayesian_search")
     result = load_json(out.run_dir / "result.json")
     probes = result["probes"]
     assert len(probes) == 11 and [p["index"] for p in probes] == list(range(11))
@@ -128,8 +139,8 @@ def test_the_search_proposes_the_published_probes_where_the_audit_says_it_does()
     assert [i for i, e in enumerate(exact) if e] == [0, 1, 2, 3, 4, 5, 6, 7, 9]
 
 
-def test_kfold_carries_weights_and_records_every_fold(tiny_data_ro, tmp_path):
-    (out,) = run(["kfold"], _opts(tiny_data_ro, tmp_path))
+def test_kfold_carries_weights_and_records_every_fold(reference):
+    out = reference("kfold")
     result = load_json(out.run_dir / "result.json")
     assert [f["fold"] for f in result["folds"]] == [0, 1, 2, 3, 4]
     assert sum(f["valid_cells"] for f in result["folds"]) == 36
@@ -165,3 +176,95 @@ def test_missing_pretrained_weights_offline_is_one_sentence(tiny_data_ro, tmp_pa
     assert "pretrained ImageNet weights of alexnet are not in torchvision's cache" in err
     assert "alexnet-owt-7be5be79.pth" in err and "--no-pretrained" in err
     assert not [p for p in (tmp_path / "r").iterdir() if not p.name.startswith(".")]  # no run folder was left
+
+
+def _counting_fits(monkeypatch) -> list:
+    """Records every stage the trainer fits from now on."""
+    from cnmc_repro.train import Trainer
+
+    fits, fit = [], Trainer.fit
+
+    def counting(self, stage, lr=None):
+        fits.append(stage.name)
+        return fit(self, stage, lr)
+
+    monkeypatch.setattr(Trainer, "fit", counting)
+    return fits
+
+
+def _same_checkpoint(a: Path, b: Path) -> bool:
+    import torch
+
+    x, y = torch.load(a / "checkpoint.pth"), torch.load(b / "checkpoint.pth")
+    return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
+
+
+# spec: (epochs before the interruption, parts kept, stages fitted again); smoke runs train one epoch a stage
+PARTS = {
+    # 5 folds of 2 stages; stopped in fold 2's first stage, folds 0 and 1 are kept
+    "kfold": (5, 2, 3 * 2),
+    # 11 probes of 1 epoch, then the best again; stopped in probe 3, probes 0-2 are kept
+    "bayesian_search": (4, 3, 8 + 1),
+    # 7 image sizes; stopped in the third, 8 and 16 px are kept
+    "progressive_resizing": (3, 2, 5),
+}
+
+
+@pytest.mark.parametrize("spec_id", list(PARTS))
+def test_an_interrupted_run_goes_on_from_its_last_finished_part(
+    spec_id, reference, tiny_data_ro, tmp_path, monkeypatch, capsys
+):
+    uninterrupted = reference(spec_id)
+    after, kept, again = PARTS[spec_id]
+    with pytest.raises(KeyboardInterrupt):
+        run([spec_id], _opts(tiny_data_ro, tmp_path, interrupt_after_epochs=after))
+    assert len(list((tmp_path / ".resume").iterdir())) == 1  # the finished parts, under the run key
+    fits = _counting_fits(monkeypatch)
+    capsys.readouterr()
+    (out,) = run([spec_id], _opts(tiny_data_ro, tmp_path, quiet=False))
+    assert len(fits) == again  # the finished parts were not trained again
+    assert f"going on from an interrupted run: {kept} finished part(s) kept" in capsys.readouterr().err
+    assert _figures(out.run_dir) == _figures(uninterrupted.run_dir)  # every epoch's figures, the kept ones too
+    assert _result(out.run_dir) == _result(uninterrupted.run_dir)
+    assert _same_checkpoint(out.run_dir, uninterrupted.run_dir)
+    assert not list((tmp_path / ".resume").iterdir())  # a finished run keeps no parts
+
+
+@pytest.mark.parametrize("spec_id", ["kfold", "progressive_resizing"])
+def test_a_run_interrupted_after_its_last_part_only_evaluates_and_stores(
+    spec_id, reference, tiny_data_ro, tmp_path, monkeypatch
+):
+    """The weights the last part left are restored for the evaluation: the figures match an uninterrupted run."""
+    from cnmc_repro.store import RunWriter
+
+    uninterrupted = reference(spec_id)
+
+    def interrupted(self, result):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(RunWriter, "finish", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run([spec_id], _opts(tiny_data_ro, tmp_path))
+    fits = _counting_fits(monkeypatch)
+    (out,) = run([spec_id], _opts(tiny_data_ro, tmp_path))
+    assert fits == []
+    assert _figures(out.run_dir) == _figures(uninterrupted.run_dir)
+    assert _result(out.run_dir) == _result(uninterrupted.run_dir)
+    assert _same_checkpoint(out.run_dir, uninterrupted.run_dir)
+
+
+def test_parts_keep_the_latest_state_and_need_it_to_go_on(tmp_path):
+    import torch
+
+    from cnmc_repro.experiments import _first_unfinished
+    from cnmc_repro.store import Parts
+
+    parts = Parts(tmp_path / "key")
+    assert parts.count() == 0 and _first_unfinished(parts, ["a", "b"]) == 0
+    parts.save("a", {"epochs": []}, {"model": {"w": torch.ones(2)}})
+    parts.save("b", {"epochs": []}, {"model": {"w": torch.zeros(2)}})
+    assert parts.state("a") is None and torch.equal(parts.state("b")["model"]["w"], torch.zeros(2))
+    assert _first_unfinished(parts, ["a", "b", "c"]) == 2
+    (tmp_path / "key" / "state-b.pt").unlink()  # finished parts without the state they left: start again
+    assert _first_unfinished(parts, ["a", "b", "c"]) == 0 and parts.count() == 0

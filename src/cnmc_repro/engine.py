@@ -2,7 +2,8 @@
 
 For each spec it resolves the profile, computes the run key, skips a finished run with the same key
 (unless forced), and otherwise trains and stores the run. Ensemble members run before their ensemble.
-Interrupting loses at most the run in progress: finished runs stay, and the next invocation continues.
+Interrupting loses at most the run in progress, and of a run made of several parts (folds, probes, image
+sizes) only the part in progress: finished runs and parts stay, and the next invocation continues.
 """
 
 from __future__ import annotations
@@ -202,14 +203,19 @@ class Engine:
             else:
                 ctx = self._context()
 
-                def on_epoch(record: dict) -> None:
+                def on_epoch(record: dict, replayed: bool = False) -> None:
                     record = {"spec": spec_id, **record}
                     writer.epoch(record)
                     size = record.get("size") or spec.recipe.size
+                    if replayed:  # trained by the interrupted run: no time spent on it now
+                        progress.skip_units((size / 64) ** 2)
+                        return
                     where = " ".join(f"{k} {record[k]}" for k in ("fold", "probe", "stage") if k in record)
                     progress.epoch(where, record["epoch"], record.get("epochs", 0), record, (size / 64) ** 2)
 
                 ctx.on_epoch = on_epoch
+                if kept := writer.parts.count():
+                    progress.note(f"going on from an interrupted run: {kept} finished part(s) kept")
                 if self.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
                 prepared_before = ctx.prepare_seconds

@@ -7,7 +7,11 @@
 - ``run_bayesian``: section 4.2.5, bayes_opt over dp, lr and wd, then the best probe trained again.
 - ``run_ensemble``: section 4.2.1, averaged class probabilities of stored member runs.
 
-Each returns the run's result (plain numbers) and reports every epoch through ``Context.on_epoch``.
+Each returns the run's result (plain numbers) and reports every epoch through ``Context.on_epoch``. The
+runs made of several parts (folds, probes, image sizes) keep each finished part in ``writer.parts``; run
+again after an interruption, they replay the finished parts' epochs and go on from the first unfinished one,
+with the weights, optimizer state and random generators the finished ones left, so that the figures are
+those of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -43,12 +47,13 @@ class Context:
     seed: int
     device: torch.device
     workdir: str
-    on_epoch: Callable[[dict], None]
+    on_epoch: Callable[..., None]  # (record, replayed=False): replayed epochs were trained by an earlier run
     skip_bad: bool = False
     interrupt_after_epochs: int | None = None  # tests: stand-in for Ctrl-C
     cache: PreparedCache = field(default_factory=PreparedCache)
     prepare_seconds: float = 0.0  # spent reading or preparing cells, over the runs of this invocation
     current: dict = field(default_factory=dict)  # tags of the stage in hand: stage, fold, probe, size
+    recorded: list[dict] = field(default_factory=list)  # the epochs of the part in hand
     _images: dict = field(default_factory=dict)
     _pool: tuple[list[Cell], list[Cell]] | None = None
     _interrupt: Interrupt | None = None
@@ -78,7 +83,14 @@ class Context:
         return self._images[key]
 
     def record_epoch(self, record: dict) -> None:
-        self.on_epoch({**self.current, **record})
+        record = {**self.current, **record}
+        self.recorded.append(record)
+        self.on_epoch(record)
+
+    def replay(self, records: list[dict]) -> None:
+        """Reports the epochs of a part an interrupted run finished."""
+        for record in records:
+            self.on_epoch(record, replayed=True)
 
     def callbacks(self):
         cbs = [EpochLog(self.record_epoch)]
@@ -216,6 +228,18 @@ def _fit_stages(trainer: Trainer, ctx: Context, stages: list[Stage], tags: dict,
         trainer.fit(stage, lr)
 
 
+def _first_unfinished(parts, names: list[str]) -> int:
+    """How many of the parts ``names`` an interrupted run finished, in order. Going on after them needs the
+    state the last one left; without it the run starts again."""
+    k = 0
+    while k < len(names) and parts.done(names[k]) is not None:
+        k += 1
+    if k and parts.state(names[k - 1]) is None:
+        parts.clear()
+        return 0
+    return k
+
+
 def run_train(spec: Spec, ctx: Context, writer) -> dict:
     """Sections 4.1.1-4.1.4, 4.2.3: stages of fit_one_cycle on one random split."""
     recipe = spec.recipe
@@ -239,20 +263,32 @@ def run_train(spec: Spec, ctx: Context, writer) -> dict:
 
 def run_progressive(spec: Spec, ctx: Context, writer) -> dict:
     """Section 4.2.2, Table 4.5: one learner trained at 8, 16, 24, 32, 64, 128 and 224 px in turn."""
-    recipe = spec.recipe
+    recipe, parts = spec.recipe, writer.parts
     pool, test = ctx.cells()
     train_cells, valid_cells = split_cells(recipe, pool, ctx.seed)
+    names = [f"stage-{stage.name}" for stage in recipe.stages]
+    start = _first_unfinished(parts, names)
+    for name in names[:start]:
+        ctx.replay(parts.done(name)["epochs"])
     seed_everything(ctx.seed)
     trainer = None
-    for stage in recipe.stages:
+    # from the first unfinished size; when every size is finished, the last one again, for the evaluation
+    for i in range(min(start, len(names) - 1), len(names)):
+        stage = recipe.stages[i]
         batches = Batches(ctx, recipe, stage.size)
         train_dl, kept_train = batches.make(train_cells, train=True, seed=ctx.seed)
         valid_dl, kept_valid = batches.make(valid_cells, train=False, seed=ctx.seed)
         if trainer is None:
             trainer = _new_trainer(ctx, recipe, train_dl, valid_dl, kept_train)
+            if start:
+                trainer.restore(parts.state(names[start - 1]))
         else:
             trainer.set_data(train_dl, valid_dl)  # the same weights carry on at the next size
+        if i < start:
+            continue
+        ctx.recorded = []
         _fit_stages(trainer, ctx, [stage], {})
+        parts.save(names[i], {"epochs": ctx.recorded}, trainer.snapshot())
     result = {"train_cells": len(kept_train), "valid_cells": len(kept_valid)}
     result.update(evaluate(trainer, ctx, spec, kept_valid, _test_loader(batches, spec, test, ctx.seed)))
     writer.checkpoint(trainer.state_dict())
@@ -265,7 +301,7 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> dict:
     With ``carry_weights`` the learner is created once and trained on fold after fold, as Fig 4.9's loop
     does; otherwise every fold starts from the initial weights.
     """
-    recipe, kf = spec.recipe, spec.kfold
+    recipe, kf, parts = spec.recipe, spec.kfold, writer.parts
     pool, test = ctx.cells()
     batches = Batches(ctx, recipe, recipe.size)
     if kf.grouping == "subjects":
@@ -273,27 +309,39 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> dict:
     else:
         folds = stratified_kfold([c.target for c in pool], kf.folds, kf.random_state)
     folds = folds[: kf.trained_folds or kf.folds]
-    test_dl = _test_loader(batches, spec, test, ctx.seed)  # one copy for every fold
+    names = [f"fold-{k}" for k in range(len(folds))]
+    start = _first_unfinished(parts, names)
+    per_fold = []
+    for name in names[:start]:
+        done = parts.done(name)
+        ctx.replay(done["epochs"])
+        per_fold.append(done["fold"])
+    test_dl = _test_loader(batches, spec, test, ctx.seed) if start < len(folds) else None  # one for every fold
     seed_everything(ctx.seed)
     trainer = None
-    per_fold = []
-    for k, (tr, va) in enumerate(folds):
+    for k in range(start, len(folds)):
+        tr, va = folds[k]
         train_dl, kept_train = batches.make([pool[i] for i in tr], train=True, seed=ctx.seed + k)
         valid_dl, kept_valid = batches.make([pool[i] for i in va], train=False, seed=ctx.seed)
         if trainer is None or not kf.carry_weights:
             seed_everything(ctx.seed)  # independent folds: the same initial weights for every fold
             trainer = _new_trainer(ctx, recipe, train_dl, valid_dl, kept_train)
+            if k and kf.carry_weights:
+                trainer.restore(parts.state(names[k - 1]))
         else:
             trainer.set_data(train_dl, valid_dl)
+        ctx.recorded = []
         _fit_stages(trainer, ctx, recipe.stages, {"fold": k})
         ev = evaluate(trainer, ctx, spec, kept_valid, test_dl)
         per_fold.append({"fold": k, "train_cells": len(kept_train), "valid_cells": len(kept_valid), **ev})
+        parts.save(names[k], {"fold": per_fold[-1], "epochs": ctx.recorded}, trainer.snapshot())
     summary = {}
     for metric in ("accuracy", "f_beta", "sensitivity", "specificity", "weighted_f1", "balanced_accuracy"):
         vals = [f["validation"][metric] for f in per_fold if f["validation"].get(metric) is not None]
         if vals:
             summary[metric] = M.mean_std(vals)
-    writer.checkpoint(trainer.state_dict())
+    # the last fold's weights; from the state it left when an interrupted run had finished every fold
+    writer.checkpoint(trainer.state_dict() if trainer else parts.state(names[-1])["model"])
     return {
         "folds": per_fold,
         "kfold_summary": summary,
@@ -313,16 +361,26 @@ def run_bayesian(spec: Spec, ctx: Context, writer) -> dict:
     train_dl, train_cells = batches.make(train_cells, train=True, seed=ctx.seed)
     valid_dl, valid_cells = batches.make(valid_cells, train=False, seed=ctx.seed)
     probe_stage = Stage("probe", bo.probe_epochs, recipe.stages[0].lr, recipe.stages[0].frozen)
-    done: list[int] = []
+    probed: list[float] = []
 
     def objective(params: dict[str, float]) -> float:
+        """One probe: the last epoch's validation accuracy. Every probe starts from the seed, so a probe an
+        interrupted run finished with the same parameters is taken as it was."""
+        part = f"probe-{len(probed)}"
+        done = writer.parts.done(part)
+        if done is not None and done["params"] == params:
+            ctx.replay(done["epochs"])
+            probed.append(done["target"])
+            return done["target"]
         seed_everything(ctx.seed)
         trainer = _new_trainer(
             ctx, recipe, train_dl.new(shuffle=True), valid_dl, train_cells, dropout=params["dp"], wd=params["wd"]
         )
-        _fit_stages(trainer, ctx, [probe_stage], {"probe": len(done)}, lr=params["lr"])
-        done.append(1)
-        return float(trainer.learn.recorder.values[-1][2])  # the last epoch's validation accuracy
+        ctx.recorded = []
+        _fit_stages(trainer, ctx, [probe_stage], {"probe": len(probed)}, lr=params["lr"])
+        probed.append(float(trainer.learn.recorder.values[-1][2]))
+        writer.parts.save(part, {"params": params, "target": probed[-1], "epochs": ctx.recorded})
+        return probed[-1]
 
     bounds = {k: (b.low, b.high) for k, b in bo.bounds.items()}
     probes = bayesian.search(objective, bounds, bo.random_state, bo.init_points, bo.n_iter)

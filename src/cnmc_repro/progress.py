@@ -38,8 +38,12 @@ class Progress:
 
     def skip_run(self, spec_id: str, why: str, units: float) -> None:
         self.index += 1
-        self.total = max(self.total - units, 1e-9)
+        self.skip_units(units)
         self.say(f"[{self.index}/{self.n_runs}] {spec_id}: {why}")
+
+    def skip_units(self, units: float) -> None:
+        """Work that needs no doing after all (an epoch an interrupted run finished)."""
+        self.total = max(self.total - units, 1e-9)
 
     def epoch(self, where: str, epoch: int, epochs: int, record: dict, units: float) -> None:
         self.done += units

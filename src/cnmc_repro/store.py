@@ -10,8 +10,12 @@
 
 A run is written into ``results/.partial/<run id>/`` and renamed into place when it has finished, so an
 interrupted run never leaves a folder that looks finished; the next invocation removes it and starts the
-run again. The run key hashes everything that decides the figures: resolved spec, profile, seed, data,
-code version and device type. A finished run with the same key is not redone.
+run again. A run made of several parts (the folds of a k-fold run, the probes of a Bayesian search, the
+image sizes of progressive resizing) keeps each finished part in ``results/.resume/<run key>/`` until the
+run finishes, and an interrupted one goes on from its last finished part.
+
+The run key hashes everything that decides the figures: resolved spec, profile, seed, data, code version
+and device type. A finished run with the same key is not redone.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .atomic import write_atomic, write_json_atomic
 
 SCHEMA_VERSION = 1
 PARTIAL = ".partial"
+RESUME = ".resume"
 
 
 # The modules whose code decides a run's figures; a change to any of them is a new code version.
@@ -120,8 +125,46 @@ def _nvidia_driver() -> str | None:
         return None
 
 
+class Parts:
+    """The finished parts of one run (folds, probes, image sizes), kept until the run finishes.
+
+    ``<part>.json`` holds a part's outcome and epochs, and is written last: a part without it is not
+    finished. ``state-<part>.pt`` holds what training needs to go on exactly after the part (weights,
+    optimizer state, random generators); only the latest part's is kept.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def done(self, part: str) -> dict[str, Any] | None:
+        return load_json(self.root / f"{part}.json")
+
+    def count(self) -> int:
+        return len(list(self.root.glob("*.json"))) if self.root.is_dir() else 0
+
+    def save(self, part: str, record: dict[str, Any], state: dict | None = None) -> None:
+        import torch
+
+        if state is not None:
+            write_atomic(self.root / f"state-{part}.pt", lambda f: torch.save(state, f))
+        write_json_atomic(self.root / f"{part}.json", record)
+        for old in self.root.glob("state-*.pt"):
+            if old.name != f"state-{part}.pt":
+                old.unlink(missing_ok=True)
+
+    def state(self, part: str) -> dict | None:
+        import torch
+
+        path = self.root / f"state-{part}.pt"
+        return torch.load(path, weights_only=True) if path.is_file() else None
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 class RunWriter:
-    """Writes one run's folder; ``finish`` moves it into place."""
+    """Writes one run's folder; ``finish`` moves it into place. ``parts`` keeps the finished parts of a run
+    made of several, under the run key, for an interrupted run to go on from."""
 
     def __init__(self, store: Store, run_id: str, key: str):
         self.store, self.run_id, self.key = store, run_id, key
@@ -130,6 +173,7 @@ class RunWriter:
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
         self._epochs = open(self.dir / "epochs.jsonl", "a")
+        self.parts = Parts(store.root / RESUME / key)
 
     def json(self, name: str, obj: Any) -> None:
         write_json_atomic(self.dir / name, obj)
@@ -148,6 +192,7 @@ class RunWriter:
         self.json("result.json", {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **result})
         final = self.store.root / self.run_id
         os.replace(self.dir, final)
+        self.parts.clear()
         return final
 
     def abandon(self) -> None:

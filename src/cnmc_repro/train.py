@@ -10,6 +10,7 @@ on the device too: they are read once per epoch, so the loops do not wait for th
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -265,6 +266,39 @@ class Trainer:
     def state_dict(self) -> dict:
         model = getattr(self.learn.model, "_orig_mod", self.learn.model)  # the same keys, compiled or not
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+    def snapshot(self) -> dict:
+        """What training needs to go on exactly from here in a new process: the weights (with BatchNorm's
+        statistics) and the random generators. The optimizer's state is not needed: every ``fit`` starts it
+        afresh (fastai's freeze and unfreeze clear it)."""
+        return {"model": self.state_dict(), "rng": rng_state()}
+
+    def restore(self, snapshot: dict) -> None:
+        """Back to a ``snapshot`` of a learner built the same way."""
+        getattr(self.learn.model, "_orig_mod", self.learn.model).load_state_dict(snapshot["model"])
+        set_rng_state(snapshot["rng"])
+
+
+def rng_state() -> dict:
+    """The state of every random generator training may draw from, in types ``torch.load`` reads safely."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _quiet(*args, **kwargs) -> None:
