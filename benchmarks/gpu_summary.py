@@ -10,7 +10,9 @@ projected from them:
 - plus the rest of its time outside epochs (model set-up, evaluation), scaled by its folds or probes.
 
 A spec with no timing run is estimated from a measured spec of the same architecture and size, and says
-so; sizes that spec did not measure are taken at its largest measured size.
+so; sizes that spec did not measure are taken at its largest measured size. A run from before runs recorded
+their preparation time has it in the time outside epochs, scaled by folds or probes. Either makes the
+projection an upper bound, marked "at most".
 
     python benchmarks/gpu_summary.py TIMING_RESULTS [--deterministic TIMING_RESULTS] [--bench BENCH_JSON...]
 """
@@ -59,6 +61,7 @@ def measure(spec: Spec, run_dir: Path) -> dict:
         "fastest": fastest,
         "first_extra": sum(v[0] - fastest[size] for size, v in by_size.items()),
         "prepare": prepare,
+        "prepare_recorded": "prepare_seconds" in result,
         "outside_per_unit": outside / trained_units(result),
         "peak": result.get("peak_gpu_memory_bytes") or 0,
         "train_cells": (result.get("folds") or [result])[0].get("train_cells"),
@@ -94,7 +97,7 @@ def main() -> None:
     for spec_id, spec in specs.items():
         if spec.recipe is not None and (run_dir := store.latest(spec_id, "timing")):
             measured[spec_id] = (spec, measure(spec, run_dir))
-    total, unmeasured = {"measured": 0.0, "estimated": 0.0}, []
+    total, unmeasured, bound = {"measured": 0.0, "estimated": 0.0}, [], False
     print(f"{'spec':<22} {'s/epoch by size':<28} {'peak GiB':>8} {'epochs':>6} {'projected':>9}  basis")
     for spec_id, spec in specs.items():
         if spec.recipe is None:
@@ -113,6 +116,9 @@ def main() -> None:
         basis = "this spec's timing run" if source == spec_id else f"estimated from {source}'s timing run"
         if missing:
             basis += f"; at most: {', '.join(map(str, missing))} px taken at {max(m['fastest'])} px"
+        if not m["prepare_recorded"] and units(spec) > 1:  # runs from before prepare_seconds was recorded
+            basis += f"; at most: preparing cells, not recorded apart, counted {units(spec)} times"
+        bound = bound or "at most" in basis
         peak = f"{m['peak'] / 2**30:.1f}" if source == spec_id else ""
         print(f"{spec_id:<22} {sizes:<28.28} {peak:>8} {epochs:>6} {seconds:>8.0f}s  {basis}")
     what = "whole study" if not unmeasured else f"study without {', '.join(unmeasured)} (no estimate)"
@@ -120,7 +126,8 @@ def main() -> None:
         print("no timing runs: nothing to project")
     else:
         print(
-            f"{what}, reproduce all --profile full, projected: {sum(total.values()) / 60:.1f} min "
+            f"{what}, reproduce all --profile full, projected: {'at most ' if bound else ''}"
+            f"{sum(total.values()) / 60:.1f} min "
             f"({total['measured'] / 60:.1f} min from the specs' own timing runs, {total['estimated'] / 60:.1f} "
             "min estimated from another spec's)"
         )
