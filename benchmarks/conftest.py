@@ -23,9 +23,12 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["platform"] = platform.platform()
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
+        from cnmc_repro.store import nvidia_driver
+
         machine_info["gpu"] = {
             "name": props.name,
             "memory_gib": round(props.total_memory / 2**30, 1),
+            "driver": nvidia_driver(),
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
         }

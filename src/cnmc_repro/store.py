@@ -97,7 +97,7 @@ def environment(device: str) -> dict[str, Any]:
         env["gpu"] = torch.cuda.get_device_name(0)
         env["cuda"] = torch.version.cuda
         env["cudnn"] = torch.backends.cudnn.version()
-        env["driver"] = _nvidia_driver()
+        env["driver"] = nvidia_driver()
     return env
 
 
@@ -111,7 +111,7 @@ def _git(*args: str) -> str | None:
         return None
 
 
-def _nvidia_driver() -> str | None:
+def nvidia_driver() -> str | None:
     try:
         out = subprocess.run(
             ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
