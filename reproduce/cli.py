@@ -207,7 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     run_options.add_argument("--seed", type=int, default=0, help="the run seed (default 0)")
-    run_options.add_argument("--force", action="store_true", help="rerun even when a finished run is up to date")
+    run_options.add_argument(
+        "--force",
+        action="store_true",
+        help="rerun even when a finished run is up to date, and start interrupted runs afresh",
+    )
     run_options.add_argument("--no-pretrained", action="store_true", help="train from random weights")
     run_options.add_argument(
         "--deterministic",

@@ -254,6 +254,14 @@ def test_a_run_interrupted_after_its_last_part_only_evaluates_and_stores(
     assert _same_checkpoint(out.run_dir, uninterrupted.run_dir)
 
 
+def test_force_starts_an_interrupted_run_afresh(tiny_data_ro, tmp_path, monkeypatch):
+    with pytest.raises(KeyboardInterrupt):
+        run(["progressive_resizing"], _opts(tiny_data_ro, tmp_path, interrupt_after_epochs=3))
+    fits = _counting_fits(monkeypatch)
+    run(["progressive_resizing"], _opts(tiny_data_ro, tmp_path, force=True))
+    assert len(fits) == 7  # every image size again
+
+
 def test_parts_keep_the_latest_state_and_need_it_to_go_on(tmp_path):
     import torch
 

@@ -214,6 +214,8 @@ class Engine:
                     progress.epoch(where, record["epoch"], record.get("epochs", 0), record, (size / 64) ** 2)
 
                 ctx.on_epoch = on_epoch
+                if self.options.force:  # redo all of it
+                    writer.parts.clear()
                 if kept := writer.parts.count():
                     progress.note(f"going on from an interrupted run: {kept} finished part(s) kept")
                 if self.device.startswith("cuda"):
