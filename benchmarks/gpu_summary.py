@@ -114,11 +114,13 @@ def main() -> None:
         total["measured" if source == spec_id else "estimated"] += seconds
         sizes = ", ".join(f"{size}px {v:.2f}" for size, v in sorted(m["fastest"].items()))
         basis = "this spec's timing run" if source == spec_id else f"estimated from {source}'s timing run"
+        over = []  # what makes the projection an upper bound
         if missing:
-            basis += f"; at most: {', '.join(map(str, missing))} px taken at {max(m['fastest'])} px"
+            over.append(f"{', '.join(map(str, missing))} px taken at {max(m['fastest'])} px")
         if not m["prepare_recorded"] and units(spec) > 1:  # runs from before prepare_seconds was recorded
-            basis += f"; at most: preparing cells, not recorded apart, counted {units(spec)} times"
-        bound = bound or "at most" in basis
+            over.append(f"preparing cells, not recorded apart, counted {units(spec)} times")
+        basis += "".join(f"; at most: {o}" for o in over)
+        bound = bound or bool(over)
         peak = f"{m['peak'] / 2**30:.1f}" if source == spec_id else ""
         print(f"{spec_id:<22} {sizes:<28.28} {peak:>8} {epochs:>6} {seconds:>8.0f}s  {basis}")
     what = "whole study" if not unmeasured else f"study without {', '.join(unmeasured)} (no estimate)"

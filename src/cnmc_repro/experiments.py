@@ -10,8 +10,8 @@
 Each returns the run's result (plain numbers) and reports every epoch through ``Context.on_epoch``. The
 runs made of several parts (folds, probes, image sizes) keep each finished part in ``writer.parts``; run
 again after an interruption, they replay the finished parts' epochs and go on from the first unfinished one,
-with the weights, optimizer state and random generators the finished ones left, so that the figures are
-those of an uninterrupted run.
+with the weights and random generators the finished ones left, so that the figures are those of an
+uninterrupted run.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Context:
     cache: PreparedCache = field(default_factory=PreparedCache)
     prepare_seconds: float = 0.0  # spent reading or preparing cells, over the runs of this invocation
     current: dict = field(default_factory=dict)  # tags of the stage in hand: stage, fold, probe, size
-    recorded: list[dict] = field(default_factory=list)  # the epochs of the part in hand
+    recorded: list[dict] = field(default_factory=list)  # the epochs of the latest _fit_stages
     _images: dict = field(default_factory=dict)
     _pool: tuple[list[Cell], list[Cell]] | None = None
     _interrupt: Interrupt | None = None
@@ -222,10 +222,13 @@ def _new_trainer(
     )
 
 
-def _fit_stages(trainer: Trainer, ctx: Context, stages: list[Stage], tags: dict, lr=None) -> None:
+def _fit_stages(trainer: Trainer, ctx: Context, stages: list[Stage], tags: dict, lr=None) -> list[dict]:
+    """Fits ``stages`` in turn; returns the epochs they recorded."""
+    ctx.recorded = []
     for stage in stages:
         ctx.current = {**tags, "stage": stage.name, "epochs": stage.epochs, "size": stage.size}
         trainer.fit(stage, lr)
+    return ctx.recorded
 
 
 def _first_unfinished(parts, names: list[str]) -> int:
@@ -234,7 +237,7 @@ def _first_unfinished(parts, names: list[str]) -> int:
     k = 0
     while k < len(names) and parts.done(names[k]) is not None:
         k += 1
-    if k and parts.state(names[k - 1]) is None:
+    if k and not parts.has_state(names[k - 1]):
         parts.clear()
         return 0
     return k
@@ -286,9 +289,8 @@ def run_progressive(spec: Spec, ctx: Context, writer) -> dict:
             trainer.set_data(train_dl, valid_dl)  # the same weights carry on at the next size
         if i < start:
             continue
-        ctx.recorded = []
-        _fit_stages(trainer, ctx, [stage], {})
-        parts.save(names[i], {"epochs": ctx.recorded}, trainer.snapshot())
+        epochs = _fit_stages(trainer, ctx, [stage], {})
+        parts.save(names[i], {"epochs": epochs}, trainer.snapshot())
     result = {"train_cells": len(kept_train), "valid_cells": len(kept_valid)}
     result.update(evaluate(trainer, ctx, spec, kept_valid, _test_loader(batches, spec, test, ctx.seed)))
     writer.checkpoint(trainer.state_dict())
@@ -330,11 +332,10 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> dict:
                 trainer.restore(parts.state(names[k - 1]))
         else:
             trainer.set_data(train_dl, valid_dl)
-        ctx.recorded = []
-        _fit_stages(trainer, ctx, recipe.stages, {"fold": k})
+        epochs = _fit_stages(trainer, ctx, recipe.stages, {"fold": k})
         ev = evaluate(trainer, ctx, spec, kept_valid, test_dl)
         per_fold.append({"fold": k, "train_cells": len(kept_train), "valid_cells": len(kept_valid), **ev})
-        parts.save(names[k], {"fold": per_fold[-1], "epochs": ctx.recorded}, trainer.snapshot())
+        parts.save(names[k], {"fold": per_fold[-1], "epochs": epochs}, trainer.snapshot())
     summary = {}
     for metric in ("accuracy", "f_beta", "sensitivity", "specificity", "weighted_f1", "balanced_accuracy"):
         vals = [f["validation"][metric] for f in per_fold if f["validation"].get(metric) is not None]
@@ -376,10 +377,9 @@ def run_bayesian(spec: Spec, ctx: Context, writer) -> dict:
         trainer = _new_trainer(
             ctx, recipe, train_dl.new(shuffle=True), valid_dl, train_cells, dropout=params["dp"], wd=params["wd"]
         )
-        ctx.recorded = []
-        _fit_stages(trainer, ctx, [probe_stage], {"probe": len(probed)}, lr=params["lr"])
+        epochs = _fit_stages(trainer, ctx, [probe_stage], {"probe": len(probed)}, lr=params["lr"])
         probed.append(float(trainer.learn.recorder.values[-1][2]))
-        writer.parts.save(part, {"params": params, "target": probed[-1], "epochs": ctx.recorded})
+        writer.parts.save(part, {"params": params, "target": probed[-1], "epochs": epochs})
         return probed[-1]
 
     bounds = {k: (b.low, b.high) for k, b in bo.bounds.items()}

@@ -152,11 +152,13 @@ class Parts:
             if old.name != f"state-{part}.pt":
                 old.unlink(missing_ok=True)
 
+    def has_state(self, part: str) -> bool:
+        return (self.root / f"state-{part}.pt").is_file()
+
     def state(self, part: str) -> dict | None:
         import torch
 
-        path = self.root / f"state-{part}.pt"
-        return torch.load(path, weights_only=True) if path.is_file() else None
+        return torch.load(self.root / f"state-{part}.pt", weights_only=True) if self.has_state(part) else None
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
