@@ -21,10 +21,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnmc_repro.batches import Augment, DeviceBatches
-from cnmc_repro.dataset import TRAIN, load_dataset
-from cnmc_repro.prepare import Preparation, PreparedCache, prepare_file
-from cnmc_repro.source import open_dataset
+from cnmc_repro.data.dataset import TRAIN, load_dataset
+from cnmc_repro.data.prepare import Preparation, PreparedCache, prepare_file
+from cnmc_repro.data.source import open_dataset
+from cnmc_repro.run.batches import Augment, DeviceBatches
 
 GPU = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if GPU else "cpu")

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from cnmc_repro.dataset import load_dataset
-from cnmc_repro.prepare import Preparation, PreparedCache
+from cnmc_repro.data.dataset import load_dataset
+from cnmc_repro.data.prepare import Preparation, PreparedCache
 
 SAMPLE = Path(os.environ.get("CNMC_SAMPLE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 N_CELLS = int(os.environ.get("BENCH_PREPARE_CELLS", "400"))

@@ -35,10 +35,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnmc_repro.batches import Augment, DeviceBatches
-from cnmc_repro.models import create_model
-from cnmc_repro.spec import FBeta, Stage
-from cnmc_repro.train import Trainer
+from cnmc_repro.run.batches import Augment, DeviceBatches
+from cnmc_repro.run.models import create_model
+from cnmc_repro.run.trainer import Trainer
+from cnmc_repro.spec.schema import FBeta, Stage
 
 GPU = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if GPU else "cpu")

@@ -23,7 +23,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["platform"] = platform.platform()
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
-        from cnmc_repro.store import nvidia_driver
+        from cnmc_repro.store.environment import nvidia_driver
 
         machine_info["gpu"] = {
             "name": props.name,

@@ -23,8 +23,9 @@ import argparse
 import json
 from pathlib import Path
 
-from cnmc_repro.spec import Spec, load_all, planned_epochs
-from cnmc_repro.store import Store, load_epochs, load_json
+from cnmc_repro.spec.load import load_all, planned_epochs
+from cnmc_repro.spec.schema import Spec
+from cnmc_repro.store.folders import Store, load_epochs, load_json
 
 PUBLISHED_TRAIN_CELLS = 10_661
 

@@ -11,8 +11,8 @@ from cnmc_repro.errors import UserError
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from cnmc_repro.datacheck import compare_checksums, format_check, published_dataset, read_checksums
-    from cnmc_repro.source import open_dataset
+    from cnmc_repro.data.check import compare_checksums, format_check, published_dataset, read_checksums
+    from cnmc_repro.data.source import open_dataset
 
     published = published_dataset()
     checksums = read_checksums(args.checksums) if args.checksums else None
@@ -20,7 +20,7 @@ def _data_check(args: argparse.Namespace) -> int:
     report = compare_checksums(ds, checksums) if checksums is not None else None
     print(format_check(ds, published, report))
     if args.prepare:
-        from cnmc_repro.prepare import Preparation, PreparedCache
+        from cnmc_repro.data.prepare import Preparation, PreparedCache
 
         prepared = PreparedCache().load(list(ds.cells), Preparation(size=args.prepare), skip_bad=args.skip_bad)
         print(
@@ -35,7 +35,7 @@ def _data_check(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from cnmc_repro.synthetic import LAYOUTS, synthesize
+    from cnmc_repro.data.synthetic import LAYOUTS, synthesize
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
@@ -46,7 +46,7 @@ def _data_synth(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace):
-    from cnmc_repro.engine import Options
+    from cnmc_repro.run.engine import Options
 
     kwargs = dict(
         data=getattr(args, "data", None),
@@ -64,16 +64,16 @@ def _options(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cnmc_repro.engine import run
+    from cnmc_repro.run.engine import run
 
     ids = args.ids if args.command == "run" else None
     options = _options(args)
     outcomes = run(ids, options)
     if args.command == "all":
-        from cnmc_repro.store import report_is_current
+        from cnmc_repro.store.folders import report_is_current
 
         if any(o.ran for o in outcomes) or not report_is_current(Path(options.results)):
-            from cnmc_repro.report import render_report
+            from cnmc_repro.report.render import render_report
 
             html, md = render_report(Path(options.results))
             print(f"report: {html} and {md}")
@@ -94,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from cnmc_repro.report import render_report
+    from cnmc_repro.report.render import render_report
 
     html, md = render_report(_options(args).results, Path(args.out) if args.out else None, profile=args.profile)
     print(f"report: {html} and {md}")
@@ -102,7 +102,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from cnmc_repro.engine import list_specs
+    from cnmc_repro.run.engine import list_specs
 
     rows = list_specs(_options(args))
     print(f"{'spec':<22} {'kind':<21} {'reproduces':<34} last run")
@@ -113,7 +113,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from cnmc_repro.compare import format_show
+    from cnmc_repro.analysis.compare import format_show
 
     print(format_show(args.id, _options(args).results, profile=args.profile))
     return 0
@@ -122,8 +122,8 @@ def _show(args: argparse.Namespace) -> int:
 def _audit(args: argparse.Namespace) -> int:
     import json
 
-    from cnmc_repro.audit import audit, format_audit
-    from cnmc_repro.spec import load_all
+    from cnmc_repro.analysis.audit import audit, format_audit
+    from cnmc_repro.spec.load import load_all
 
     doc = audit(load_all())
     print(json.dumps(doc, indent=2) if args.json else format_audit(doc))
@@ -131,7 +131,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _regression(args: argparse.Namespace) -> int:
-    from cnmc_repro import regression
+    from cnmc_repro.analysis import regression
 
     results = _options(args).results
     if args.update:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cnmc_repro.synthetic import SynthLayout, synthesize
+from cnmc_repro.data.synthetic import SynthLayout, synthesize
 
 SHARED_DATA = Path(os.environ.get("CNMC_SAMPLE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TINY = SynthLayout(folds=((2, 1, 8, 4), (2, 1, 8, 4), (2, 1, 8, 4)), prelim=(2, 2, 6, 4), final_cells=2, duplicates=1)

@@ -12,8 +12,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from cnmc_repro import audit as A
-from cnmc_repro.spec import BayesIteration, PublishedTable, load_all
+from cnmc_repro.analysis import audit as A
+from cnmc_repro.spec.load import load_all
+from cnmc_repro.spec.schema import BayesIteration, PublishedTable
 
 VALID_SIZES = {
     "4.1": 2793,
@@ -90,7 +91,7 @@ def _prints_fbeta(tp: int, fp: int, fn: int, beta: int, printed: str) -> bool:
 
 def test_no_torch():
     code = (
-        "import sys; from cnmc_repro import audit as A; "
+        "import sys; from cnmc_repro.analysis import audit as A; "
         "A.bayes_opt_random_probes({'dp': (0.1, 0.7), 'lr': (1e-6, 0.01), 'wd': (0.01, 0.8)}, 1, 1); "
         "assert 'torch' not in sys.modules"
     )

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnmc_repro.batches import IMAGENET_MEAN, IMAGENET_STD, Augment, DeviceBatches
+from cnmc_repro.run.batches import IMAGENET_MEAN, IMAGENET_STD, Augment, DeviceBatches
 
 
 def _data(n=10, size=8):
@@ -86,8 +86,8 @@ def test_the_host_sends_an_epoch_its_draws_in_one_copy_not_one_per_batch(monkeyp
 def test_batches_and_epoch_metrics_never_make_the_host_wait_for_the_device():
     from types import SimpleNamespace
 
-    from cnmc_repro.spec import FBeta
-    from cnmc_repro.train import epoch_metrics
+    from cnmc_repro.run.trainer import epoch_metrics
+    from cnmc_repro.spec.schema import FBeta
 
     x, y = _data(n=64, size=32)
     dl = DeviceBatches(x, y, bs=8, shuffle=True, augment=Augment(), seed=0, device="cuda")

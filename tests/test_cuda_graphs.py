@@ -5,9 +5,9 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 
-from cnmc_repro.batches import Augment, DeviceBatches
-from cnmc_repro.spec import FBeta, Stage
-from cnmc_repro.train import Trainer
+from cnmc_repro.run.batches import Augment, DeviceBatches
+from cnmc_repro.run.trainer import Trainer
+from cnmc_repro.spec.schema import FBeta, Stage
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

@@ -1,7 +1,7 @@
 import hashlib
 
-from cnmc_repro.datacheck import compare_checksums, compare_counts, published_dataset, read_checksums
-from cnmc_repro.dataset import load_dataset
+from cnmc_repro.data.check import compare_checksums, compare_counts, published_dataset, read_checksums
+from cnmc_repro.data.dataset import load_dataset
 
 
 def test_published_counts_load_and_add_up():

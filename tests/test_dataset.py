@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from cnmc_repro.dataset import ALL, NORMAL, TRAIN, load_dataset, parse_cell_name
+from cnmc_repro.data.dataset import ALL, NORMAL, TRAIN, load_dataset, parse_cell_name
 from cnmc_repro.errors import UserError
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnmc_repro import bayesian
-from cnmc_repro.engine import Options, run
-from cnmc_repro.store import load_epochs, load_json
+from cnmc_repro.run import bayesian
+from cnmc_repro.run.engine import Options, run
+from cnmc_repro.store.folders import load_epochs, load_json
 
 
 def _opts(data: Path, results: Path, **kw) -> Options:
@@ -126,7 +126,7 @@ def test_the_bayesian_search_probes_11_points_and_retrains_the_best(reference):
 
 def test_the_search_proposes_the_published_probes_where_the_audit_says_it_does():
     """Fed the printed targets, the engine's search proposes Fig 4.12's iterations 0-7 and 9 digit for digit."""
-    from cnmc_repro.spec import load_all
+    from cnmc_repro.spec.load import load_all
 
     published = load_all()["bayesian_search"].published.bayesian
     targets = iter(float(p.target) for p in published)
@@ -180,7 +180,7 @@ def test_missing_pretrained_weights_offline_is_one_sentence(tiny_data_ro, tmp_pa
 
 def _counting_fits(monkeypatch) -> list:
     """Records every stage the trainer fits from now on."""
-    from cnmc_repro.train import Trainer
+    from cnmc_repro.run.trainer import Trainer
 
     fits, fit = [], Trainer.fit
 
@@ -235,7 +235,7 @@ def test_a_run_interrupted_after_its_last_part_only_evaluates_and_stores(
     spec_id, reference, tiny_data_ro, tmp_path, monkeypatch
 ):
     """The weights the last part left are restored for the evaluation: the figures match an uninterrupted run."""
-    from cnmc_repro.store import RunWriter
+    from cnmc_repro.store.folders import RunWriter
 
     uninterrupted = reference(spec_id)
 
@@ -265,8 +265,8 @@ def test_force_starts_an_interrupted_run_afresh(tiny_data_ro, tmp_path, monkeypa
 def test_parts_keep_the_latest_state_and_need_it_to_go_on(tmp_path):
     import torch
 
-    from cnmc_repro.experiments import _first_unfinished
-    from cnmc_repro.store import Parts
+    from cnmc_repro.run.experiments import _first_unfinished
+    from cnmc_repro.store.folders import Parts
 
     parts = Parts(tmp_path / "key")
     assert parts.count() == 0 and _first_unfinished(parts, ["a", "b"]) == 0

@@ -1,15 +1,15 @@
 import numpy as np
 import pytest
 
-from cnmc_repro.dataset import load_dataset
-from cnmc_repro.errors import BadImage
-from cnmc_repro.prepare import (
+from cnmc_repro.data.dataset import load_dataset
+from cnmc_repro.data.prepare import (
     Preparation,
     PreparedCache,
     crop_informative,
     equalise,
     prepare_image,
 )
+from cnmc_repro.errors import BadImage
 
 
 def _cell_image() -> np.ndarray:

@@ -4,9 +4,9 @@ import re
 import shutil
 from pathlib import Path
 
-from cnmc_repro.engine import Options, run
-from cnmc_repro.spec import load_all, spec_files
-from cnmc_repro.store import load_json
+from cnmc_repro.run.engine import Options, run
+from cnmc_repro.spec.load import load_all, spec_files
+from cnmc_repro.store.folders import load_json
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, real_data
 
-from cnmc_repro.dataset import load_dataset
-from cnmc_repro.prepare import Preparation, prepare_file
+from cnmc_repro.data.dataset import load_dataset
+from cnmc_repro.data.prepare import Preparation, prepare_file
 
 pytestmark = pytest.mark.real_data
 
@@ -44,10 +44,10 @@ def test_smoke_loss_penalisation_with_a_subject_split_beats_the_majority_class(t
     """Section 4.2.3's recipe, smoke profile, validated on subjects it never trained on (fold_0 of C-NMC)."""
     import shutil
 
-    from cnmc_repro.engine import Options, run
-    from cnmc_repro.models import weights_file
-    from cnmc_repro.spec import spec_files
-    from cnmc_repro.store import load_json
+    from cnmc_repro.run.engine import Options, run
+    from cnmc_repro.run.models import weights_file
+    from cnmc_repro.spec.load import spec_files
+    from cnmc_repro.store.folders import load_json
 
     root = real_data("cnmc_fold0")
     if not weights_file("resnet50").is_file():

@@ -2,7 +2,7 @@
 
 import json
 
-from cnmc_repro import regression
+from cnmc_repro.analysis import regression
 
 
 def _fake_run(results, accuracy: float) -> None:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from cnmc_repro import report
-from cnmc_repro.audit import audit
-from cnmc_repro.spec import load_all
-from cnmc_repro.strict import to_plain
+from cnmc_repro.analysis.audit import audit
+from cnmc_repro.report import render as report
+from cnmc_repro.spec.load import load_all
+from cnmc_repro.spec.strict import to_plain
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -433,7 +433,7 @@ def test_filters():
 def test_report_module_does_not_import_torch(tmp_path):
     code = (
         "import sys\n"
-        "import cnmc_repro.report as r\n"
+        "import cnmc_repro.report.render as r\n"
         "r.audit = lambda specs: {'tables': {}, 'kfold': {}, 'bayesian': None, 'test_accuracy': {}, "
         "'spec_checks': []}\n"
         f"r.render_report(r.Path({str(tmp_path / 'results')!r}), r.Path({str(tmp_path / 'out')!r}))\n"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from cnmc_repro.spec import load_all, load_spec, resolve_ids, spec_files
-from cnmc_repro.strict import SpecError
+from cnmc_repro.spec.load import load_all, load_spec, resolve_ids, spec_files
+from cnmc_repro.spec.strict import SpecError
 
 SPECS = spec_files()
 
@@ -78,8 +78,8 @@ def test_an_unknown_table_is_one_sentence(cli, tmp_path):
 
 
 def test_profiles_shrink_a_spec_without_changing_its_recipe_choices():
-    from cnmc_repro.profiles import FULL, SMOKE, TIMING, resolve
-    from cnmc_repro.spec import planned_epochs
+    from cnmc_repro.spec.load import planned_epochs
+    from cnmc_repro.spec.profiles import FULL, SMOKE, TIMING, resolve
 
     specs = load_all()
     kfold, search, prog = specs["kfold"], specs["bayesian_search"], specs["progressive_resizing"]

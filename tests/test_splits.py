@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedKFold
 
-from cnmc_repro.dataset import Cell, load_dataset
+from cnmc_repro.data.dataset import Cell, load_dataset
+from cnmc_repro.data.splits import random_split, stratified_kfold, subject_groups, subject_kfold
 from cnmc_repro.errors import UserError
-from cnmc_repro.splits import random_split, stratified_kfold, subject_groups, subject_kfold
 
 
 def test_random_split_is_fastai_v1_split_by_rand_pct():

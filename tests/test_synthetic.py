@@ -1,8 +1,8 @@
 import numpy as np
 from conftest import TINY
 
-from cnmc_repro.dataset import load_dataset
-from cnmc_repro.synthetic import SMALL, is_synthetic, synthesize
+from cnmc_repro.data.dataset import load_dataset
+from cnmc_repro.data.synthetic import SMALL, is_synthetic, synthesize
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):

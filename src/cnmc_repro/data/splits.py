@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from .dataset import Cell
-from .errors import UserError
+from cnmc_repro.data.dataset import Cell
+from cnmc_repro.errors import UserError
 
 Split = tuple[np.ndarray, np.ndarray]  # (train indices, validation indices)
 

@@ -14,7 +14,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .errors import UserError
+from cnmc_repro.errors import UserError
 
 
 class SpecError(UserError):

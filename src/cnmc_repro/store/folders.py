@@ -20,109 +20,19 @@ and device type. A finished run with the same key is not redone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import platform
 import re
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_atomic, write_json_atomic
+from cnmc_repro.atomic import write_atomic, write_json_atomic
 
 SCHEMA_VERSION = 1
 PARTIAL = ".partial"
 RESUME = ".resume"
-
-
-# The modules whose code decides a run's figures; a change to any of them is a new code version.
-# (The command line, the comparison, the audit and the report do not change what a run measures.)
-FIGURE_MODULES = (
-    "batches",
-    "bayesian",
-    "dataset",
-    "experiments",
-    "metrics",
-    "models",
-    "prepare",
-    "profiles",
-    "splits",
-    "train",
-)
-
-
-def code_version() -> str:
-    """A hash of the source of the modules that decide a run's figures."""
-    h = hashlib.sha256()
-    for p in (Path(__file__).parent / f"{m}.py" for m in FIGURE_MODULES):
-        h.update(p.name.encode())
-        h.update(p.read_bytes())
-    return h.hexdigest()[:12]
-
-
-def run_key(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def environment(device: str) -> dict[str, Any]:
-    import cv2
-    import fastai
-    import numpy
-    import sklearn
-    import torch
-    import torchvision
-
-    env: dict[str, Any] = {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain")),
-        "code_version": code_version(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "libraries": {
-            "torch": torch.__version__,
-            "torchvision": torchvision.__version__,
-            "fastai": fastai.__version__,
-            "numpy": numpy.__version__,
-            "scikit-learn": sklearn.__version__,
-            "opencv": cv2.__version__,
-        },
-        "device": device,
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-        env["cuda"] = torch.version.cuda
-        env["cudnn"] = torch.backends.cudnn.version()
-        env["driver"] = nvidia_driver()
-    return env
-
-
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", *args], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=10, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def nvidia_driver() -> str | None:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-        return out.stdout.strip().splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
-        return None
 
 
 class Parts:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .dataset import Dataset, load_dataset
-from .synthetic import builtin_data, is_synthetic
+from cnmc_repro.data.dataset import Dataset, load_dataset
+from cnmc_repro.data.synthetic import builtin_data, is_synthetic
 
 
 def open_dataset(path: str | Path | None, progress: bool = True) -> Dataset:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from .errors import UserError
-from .spec import Spec, Stage
+from cnmc_repro.errors import UserError
+from cnmc_repro.spec.schema import Spec, Stage
 
 
 @dataclass(frozen=True)

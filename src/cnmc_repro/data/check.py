@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dataset import (
+from cnmc_repro.data.dataset import (
     PRELIM_LABELS,
     TRAIN,
     Cell,
@@ -21,9 +21,9 @@ from .dataset import (
     count_table,
     relative_path,
 )
-from .errors import UserError
-from .paths import specs_dir
-from .strict import build, load_yaml
+from cnmc_repro.errors import UserError
+from cnmc_repro.paths import specs_dir
+from cnmc_repro.spec.strict import build, load_yaml
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ from fastai.optimizer import Adam, OptimWrapper
 from fastai.torch_core import find_bs
 from fastai.vision.all import DataLoaders
 
-from . import metrics as M
-from .batches import DeviceBatches
-from .models import create_model, splitter
-from .spec import FBeta, Stage
+from cnmc_repro.analysis import metrics as M
+from cnmc_repro.run.batches import DeviceBatches
+from cnmc_repro.run.models import create_model, splitter
+from cnmc_repro.spec.schema import FBeta, Stage
 
 
 class ConfusionMetric(Metric):

@@ -24,9 +24,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .atomic import write_json_atomic
-from .errors import UserError
-from .paths import cache_root
+from cnmc_repro.atomic import write_json_atomic
+from cnmc_repro.errors import UserError
+from cnmc_repro.paths import cache_root
 
 ALL, NORMAL = "ALL", "normal"
 CLASSES = (ALL, NORMAL)  # fastai sorts the folder names: 'all' < 'hem'; index 0 is ALL, 1 is normal

@@ -8,20 +8,21 @@ sizes) only the part in progress: finished runs and parts stay, and the next inv
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .dataset import Dataset, relative_path
-from .errors import UserError
-from .paths import project_root
-from .profiles import Profile, get_profile, resolve
-from .progress import Progress
-from .spec import Spec, load_all, planned_epochs, resolve_ids
-from .store import Store, code_version, environment, load_json, run_key
-from .strict import to_plain
+from cnmc_repro.errors import UserError
+from cnmc_repro.paths import project_root
+from cnmc_repro.run.keys import code_version, data_fingerprint, run_key
+from cnmc_repro.run.progress import Progress
+from cnmc_repro.spec.load import load_all, planned_epochs, resolve_ids
+from cnmc_repro.spec.profiles import Profile, get_profile, resolve
+from cnmc_repro.spec.schema import Spec
+from cnmc_repro.spec.strict import to_plain
+from cnmc_repro.store.environment import environment
+from cnmc_repro.store.folders import Store, load_json
 
 
 @dataclass
@@ -45,13 +46,6 @@ class Outcome:
     run_dir: Path
     ran: bool  # False when an earlier finished run was reused
     seconds: float
-
-
-def data_fingerprint(ds: Dataset) -> str:
-    h = hashlib.sha256()
-    for c in sorted(ds.cells, key=lambda c: relative_path(c, ds.root)):
-        h.update(f"{relative_path(c, ds.root)}\t{c.sha256}\t{c.split}\t{c.label}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def resolve_device(name: str) -> str:
@@ -81,7 +75,7 @@ def order_with_members(ids: list[str], specs: dict[str, Spec]) -> list[str]:
 
 class Engine:
     def __init__(self, options: Options):
-        from .source import open_dataset
+        from cnmc_repro.data.source import open_dataset
 
         self.options = options
         self.specs = load_all()
@@ -95,7 +89,7 @@ class Engine:
         self._ctx = None
 
     def resolved(self, spec_id: str) -> Spec:
-        from .models import weights_file
+        from cnmc_repro.run.models import weights_file
 
         return resolve(self.specs[spec_id], self.profile, self.options.pretrained, lambda a: weights_file(a).is_file())
 
@@ -144,7 +138,7 @@ class Engine:
         return outcomes
 
     def _context(self):
-        from .experiments import Context
+        from cnmc_repro.run.experiments import Context
 
         if self._ctx is None:
             import torch
@@ -171,7 +165,7 @@ class Engine:
     def _execute(self, spec_id: str, key: str, progress: Progress, units: float) -> Outcome:
         import torch
 
-        from . import experiments
+        from cnmc_repro.run import experiments
 
         spec = self.resolved(spec_id)
         writer = self.store.begin(spec_id, self.profile.name, self.options.seed, key)

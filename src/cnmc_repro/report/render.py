@@ -34,12 +34,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .atomic import write_atomic, write_text_atomic
-from .audit import audit, table_key_order
-from .compare import COLUMNS, percent, stage_epochs, summary_rows, table_rows, verdict
-from .paths import project_root
-from .spec import PublishedTable, Spec, load_all
-from .store import Store, load_epochs, load_json
+from cnmc_repro.analysis.audit import audit, table_key_order
+from cnmc_repro.analysis.compare import COLUMNS, percent, stage_epochs, summary_rows, table_rows, verdict
+from cnmc_repro.atomic import write_atomic, write_text_atomic
+from cnmc_repro.paths import project_root
+from cnmc_repro.spec.load import load_all
+from cnmc_repro.spec.schema import PublishedTable, Spec
+from cnmc_repro.store.folders import Store, load_epochs, load_json
 
 TEMPLATES = project_root() / "report_templates"
 IMAGES_DIR = "report_files"  # report.md's images, beside it

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import bayesian
-from .spec import BayesIteration, PublishedTable, Spec
+from cnmc_repro.run import bayesian
+from cnmc_repro.spec.schema import BayesIteration, PublishedTable, Spec
 
 TRAIN_CELLS = 10_661  # report section 3.1: training cells
 TRAIN_ALL = 7_272  # of which ALL (section 3.1)

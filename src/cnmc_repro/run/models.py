@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from .errors import UserError
-from .spec import Arch
+from cnmc_repro.errors import UserError
+from cnmc_repro.spec.schema import Arch
 
 ARCHS = typing.get_args(Arch)
 

@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import bayesian
-from . import metrics as M
-from .batches import Augment, DeviceBatches
-from .dataset import PRELIM_TEST, TRAIN, Cell, Dataset, relative_path
-from .errors import UserError
-from .prepare import Preparation, PreparedCache
-from .profiles import Profile
-from .spec import Recipe, Spec, Stage
-from .splits import random_split, stratified_kfold, subject_kfold, subject_split
-from .train import EpochLog, Interrupt, Trainer
+from cnmc_repro.analysis import metrics as M
+from cnmc_repro.data.dataset import PRELIM_TEST, TRAIN, Cell, Dataset, relative_path
+from cnmc_repro.data.prepare import Preparation, PreparedCache
+from cnmc_repro.data.splits import random_split, stratified_kfold, subject_kfold, subject_split
+from cnmc_repro.errors import UserError
+from cnmc_repro.run import bayesian
+from cnmc_repro.run.batches import Augment, DeviceBatches
+from cnmc_repro.run.trainer import EpochLog, Interrupt, Trainer
+from cnmc_repro.spec.profiles import Profile
+from cnmc_repro.spec.schema import Recipe, Spec, Stage
 
 PUBLISHED_TRAIN_CELLS = 10_661  # section 3.1: an integer valid_size is a count out of these
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .spec import PublishedTable, Spec, load_all, resolve_ids
-from .store import Store, load_epochs, load_json
+from cnmc_repro.spec.load import load_all, resolve_ids
+from cnmc_repro.spec.schema import PublishedTable, Spec
+from cnmc_repro.store.folders import Store, load_epochs, load_json
 
 COLUMNS = ("train_loss", "valid_loss", "accuracy", "error_rate", "f_beta")
 

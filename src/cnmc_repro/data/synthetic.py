@@ -25,9 +25,9 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import write_text_atomic
-from .dataset import FINAL_DIR, PRELIM_DIR, PRELIM_LABELS, TRAIN_DIR
-from .paths import cache_root
+from cnmc_repro.atomic import write_text_atomic
+from cnmc_repro.data.dataset import FINAL_DIR, PRELIM_DIR, PRELIM_LABELS, TRAIN_DIR
+from cnmc_repro.paths import cache_root
 
 CELL_SIZE = 450
 FINAL_CELL_SIZE = 600

@@ -32,10 +32,10 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from .atomic import write_atomic
-from .dataset import Cell
-from .errors import BadImage, UserError
-from .paths import cache_root
+from cnmc_repro.atomic import write_atomic
+from cnmc_repro.data.dataset import Cell
+from cnmc_repro.errors import BadImage, UserError
+from cnmc_repro.paths import cache_root
 
 cv2.utils.logging.setLogLevel(
     cv2.utils.logging.LOG_LEVEL_SILENT

@@ -14,11 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .atomic import write_json_atomic
-from .errors import UserError
-from .paths import project_root
-from .spec import load_all
-from .store import Store, load_epochs, load_json
+from cnmc_repro.atomic import write_json_atomic
+from cnmc_repro.errors import UserError
+from cnmc_repro.paths import project_root
+from cnmc_repro.spec.load import load_all
+from cnmc_repro.store.folders import Store, load_epochs, load_json
 
 BASELINE = project_root() / "tests" / "regression" / "smoke_cpu.json"
 COMMAND = "python -m reproduce all --profile smoke --device cpu --no-pretrained && python -m reproduce regression"
