@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from cnmc_repro.analysis.audit import audit
+from cnmc_repro.report import format as fmt
 from cnmc_repro.report import render as report
+from cnmc_repro.report import views
 from cnmc_repro.spec.load import load_all
 from cnmc_repro.spec.strict import to_plain
 
@@ -335,17 +337,17 @@ def test_confusion_matrices_map_the_audit_to_all_normal(specs, findings):
     spec = specs["alexnet"]
     found = findings["tables"]["4.1"]
     last = found["epochs"][-1]
-    view = report.published_confusion("4.1", spec, found)
+    view = views.published_confusion("4.1", spec, found)
     assert spec.recipe.f_beta.positive == "normal"
     # the audit's positive class is normal: TN = ALL called ALL, FP = ALL called normal, FN = normal called ALL
     assert view["matrix"] == [[last["tn"], last["fp"]], [last["fn"], last["tp"]]]
     assert sum(map(sum, view["matrix"])) == found["valid_size"] == 2793
     assert sum(view["matrix"][1]) == found["positives"]  # the normal row holds the positives
     counts = {"tp": 1, "fp": 2, "fn": 3, "tn": 4}
-    assert report.as_all_normal(counts, "ALL") == [[1, 3], [2, 4]]
-    assert report.as_all_normal(counts, "normal") == [[4, 2], [3, 1]]
+    assert views.as_all_normal(counts, "ALL") == [[1, 3], [2, 4]]
+    assert views.as_all_normal(counts, "normal") == [[4, 2], [3, 1]]
     # F1 tables leave P open: no matrix, and the reason
-    kf = report.published_confusion("4.9", specs["kfold"], findings["tables"]["4.9"])
+    kf = views.published_confusion("4.9", specs["kfold"], findings["tables"]["4.9"])
     assert kf["matrix"] is None and "not identifiable" in kf["why"]
 
 
@@ -420,14 +422,14 @@ def test_broken_run_files_do_not_stop_the_report(tmp_path, specs):
 
 
 def test_filters():
-    assert report.fixed(0.911207) == "0.9112" and report.fixed(None) == "–" and report.fixed(0.5, 6) == "0.500000"
-    assert report.signed(-0.03471) == "-0.0347" and report.signed(0.01) == "+0.0100"
-    assert report.pct(0.87, 0) == "87%" and report.sci(1e-06) == "1e-06"
+    assert fmt.fixed(0.911207) == "0.9112" and fmt.fixed(None) == "–" and fmt.fixed(0.5, 6) == "0.500000"
+    assert fmt.signed(-0.03471) == "-0.0347" and fmt.signed(0.01) == "+0.0100"
+    assert fmt.pct(0.87, 0) == "87%" and fmt.sci(1e-06) == "1e-06"
     assert (
-        report.duration(3.21) == "3.2s" and report.duration(75) == "1m 15s" and report.duration(4321.5) == "1h 12m 02s"
+        fmt.duration(3.21) == "3.2s" and fmt.duration(75) == "1m 15s" and fmt.duration(4321.5) == "1h 12m 02s"
     )
-    assert report.verdict_class("not comparable (synthetic data)") == "synthetic"
-    assert report.tone(0.04, 0.03) == "bad" and report.tone(-0.01, 0.03) == "ok" and report.tone(None, 0.03) == ""
+    assert fmt.verdict_class("not comparable (synthetic data)") == "synthetic"
+    assert fmt.tone(0.04, 0.03) == "bad" and fmt.tone(-0.01, 0.03) == "ok" and fmt.tone(None, 0.03) == ""
 
 
 def test_report_module_does_not_import_torch(tmp_path):

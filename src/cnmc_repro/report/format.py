@@ -1,0 +1,98 @@
+"""Number formatting and the Jinja2 environment shared by every rendered text: the report's HTML and
+Markdown and the terminal views of ``show`` and ``audit``. Each filter is the one definition of its format."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from cnmc_repro.paths import project_root
+
+TEMPLATES = project_root() / "report_templates"
+
+
+def environment() -> Environment:
+    """The templates of ``report_templates/`` with the filters below; HTML is autoescaped, text is not."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        fixed=fixed,
+        signed=signed,
+        pct=pct,
+        sci=sci,
+        duration=duration,
+        when=when,
+        verdict_class=verdict_class,
+        tone=tone,
+        md=md_cell,
+        plural=plural,
+    )
+    return env
+
+
+def fixed(value: float | None, digits: int = 4) -> str:
+    """0.911207 -> "0.9112" (``digits`` decimals); None -> "–"."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def signed(value: float | None, digits: int = 4) -> str:
+    """A difference with its sign: "+0.0123", "-0.0456"; None -> "–"."""
+    return "–" if value is None else f"{value:+.{digits}f}"
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    """0.7546 -> "75.46%"; None -> "–"."""
+    return "–" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def sci(value: float | None) -> str:
+    """A rate or weight: 0.0072035 -> "0.0072", 1e-06 -> "1e-06"; None -> "–"."""
+    return "–" if value is None else f"{value:.3g}"
+
+
+def duration(seconds: float | None) -> str:
+    """4321.5 -> "1h 12m 02s"; 75 -> "1m 15s"; 3.21 -> "3.2s"."""
+    if seconds is None:
+        return "–"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(round(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+
+
+def when(moment: dt.datetime | None) -> str:
+    return "–" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def verdict_class(text: str) -> str:
+    """A CSS class for a verdict of compare.verdict."""
+    if text.startswith("not comparable"):
+        return "synthetic"
+    return {"reproduced": "ok", "differs": "bad"}.get(text, "none")
+
+
+def tone(difference: float | None, tolerance: float | None, synthetic: bool = False) -> str:
+    """A CSS class for one per-epoch difference against the spec's tolerance."""
+    if difference is None or tolerance is None:
+        return ""
+    if synthetic:
+        return "synthetic"
+    return "ok" if abs(difference) <= tolerance else "bad"
+
+
+def md_cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")

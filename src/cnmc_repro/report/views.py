@@ -1,0 +1,442 @@
+"""What the report shows, as plain numbers: one view per spec (its printed tables epoch by epoch, confusion
+matrices, the learning-rate finder, Table 4.5, Fig 4.12, the ensembles), the k-fold variants side by side,
+the summary, the provenance and the audit. The templates format it; ``plots`` draws its figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from typing import Any
+
+from cnmc_repro.analysis.audit import table_key_order
+from cnmc_repro.analysis.compare import COLUMNS, percent, stage_epochs, summary_rows, table_rows, verdict
+from cnmc_repro.report.plots import (
+    Figures,
+    plot_bayesian,
+    plot_confusions,
+    plot_ensembles,
+    plot_kfold,
+    plot_lr_find,
+    plot_table,
+)
+from cnmc_repro.report.runs import Run, report_order
+from cnmc_repro.spec.schema import PublishedTable, Spec
+
+SUMMARY_KEYS = tuple(  # a validation or test summary of metrics.summary
+    "cells confusion accuracy error_rate sensitivity specificity precision f1 f_beta weighted_f1 "
+    "balanced_accuracy roc_auc".split()
+)
+
+
+def as_all_normal(counts: dict[str, int], positive: str) -> list[list[int]]:
+    """An audit matrix (TP/FP/FN/TN of the f_beta's positive class) as [[ALL->ALL, ALL->normal],
+    [normal->ALL, normal->normal]], rows true, columns predicted, like the runs' confusion matrices."""
+    tp, fp, fn, tn = counts["tp"], counts["fp"], counts["fn"], counts["tn"]
+    if positive == "ALL":
+        return [[tp, fn], [fp, tn]]
+    return [[tn, fp], [fn, tp]]  # positive 'normal': TN are ALL cells called ALL, FN normal cells called ALL
+
+
+def published_confusion(key: str, spec: Spec, finding: dict | None) -> dict[str, Any]:
+    """The confusion matrix of a printed table's last epoch as the audit reconstructs it, or why there is none."""
+    if finding is None:
+        return {"matrix": None, "why": "the table has no accuracy column"}
+    positive = spec.recipe.f_beta.positive if spec.recipe else "normal"
+    last, basis = (finding.get("epochs") or [None])[-1], None
+    shared = finding.get("epochs_if_shared")
+    if last is None and shared:
+        last = shared["epochs"][-1]
+        basis = f"if the split is Table {shared['table']}'s (P = {shared['positives']})"
+    if last is None:
+        if finding.get("beta_note") == "no f_beta column":
+            why = "the table prints no f_beta, so the errors cannot be split into FP and FN"
+        elif finding.get("positives_range"):
+            lo, hi = finding["positives_range"]
+            why = f"beta = {finding['beta']} leaves the positives P anywhere in {lo}..{hi}: not identifiable"
+        else:
+            why = finding.get("beta_note") or "not identifiable from the printed figures"
+        return {"matrix": None, "why": why}
+    return {
+        "matrix": as_all_normal(last, positive),
+        "epoch": finding["rows"] - 1,
+        "positive": positive,
+        "audit_class": finding.get("positive_class"),
+        "n": finding.get("valid_size"),
+        "beta": finding.get("beta"),
+        "positives": finding.get("positives") or (shared or {}).get("positives"),
+        "basis": basis,
+    }
+
+
+def reproduced_confusion(spec: Spec, table: PublishedTable, run: Run | None) -> dict[str, Any] | None:
+    """The run's validation confusion matrix at its end (of the table's fold for k-fold), and after which stage."""
+    if run is None:
+        return None
+    result = run.result
+    if table.fold is not None:
+        folds = [f for f in result.get("folds") or [] if f.get("fold") == table.fold]
+        summary = folds[0].get("validation") if folds else None
+    else:
+        summary = result.get("validation")
+    if not summary or not summary.get("confusion"):
+        return None
+    stages = spec.bayesian.retrain if spec.kind == "bayesian_search" and spec.bayesian else spec.recipe.stages
+    last_stage = stages[-1].name if stages else None
+    return {"matrix": summary["confusion"], "cells": summary.get("cells"), "stage": last_stage, "fold": table.fold}
+
+
+# ----------------------------------------------------------------------------------------------------- views per spec
+
+
+def table_view(spec: Spec, key: str, table: PublishedTable, run: Run | None, findings: dict, figures: Figures) -> dict:
+    """One printed table (Tables 4.1-4.4, 4.6-4.14): epochs side by side, a plot and confusion matrices."""
+    epochs = run.epochs if run else []
+    rows = table_rows(table, epochs)
+    published = published_confusion(key, spec, findings["tables"].get(key))
+    reproduced = reproduced_confusion(spec, table, run)
+    view = {
+        "key": key,
+        "table": table,
+        "columns": [c for c in COLUMNS if c in table.columns],
+        "tolerance": {
+            "accuracy": spec.tolerance.accuracy,
+            "error_rate": spec.tolerance.accuracy,
+            "f_beta": spec.tolerance.f_beta,
+        },
+        "synthetic": bool(run and run.synthetic),
+        "has_time": "time" in table.columns,
+        "rows": rows,
+        "ran_epochs": bool(stage_epochs(table, epochs)),
+        "published_confusion": published,
+        "reproduced_confusion": reproduced,
+        "curves": figures.add(f"{spec.id}-table-{key}-curves", plot_table(key, table, rows)),
+        "confusion_image": None,
+    }
+    panels = []
+    if published["matrix"] is not None:
+        panels.append(
+            (f"published Table {key}, epoch {published['epoch']}\n(reconstructed by the audit)", published["matrix"])
+        )
+    if reproduced is not None:
+        fold = f" of fold {table.fold}" if table.fold is not None else ""
+        panels.append((f"reproduced, validation\nafter stage {reproduced['stage']}{fold}", reproduced["matrix"]))
+    if panels:
+        view["confusion_image"] = figures.add(f"{spec.id}-table-{key}-confusion", plot_confusions(panels))
+    return view
+
+
+def lr_find_view(spec: Spec, run: Run | None, figures: Figures) -> dict | None:
+    """The learning-rate finder (Figs 4.1, 4.3, 4.5, 4.6): the curve, the report's rate, fastai's suggestion."""
+    if spec.recipe is None or not spec.recipe.lr_find:
+        return None
+    chosen_text = spec.published.lr_chosen
+    chosen = float(chosen_text) if chosen_text else None
+    curve = run.lr_find if run else None
+    view = {"chosen": chosen, "chosen_text": chosen_text, "suggestion": None, "points": 0, "image": None}
+    if curve and curve.get("lrs"):
+        view["suggestion"] = curve.get("suggestion")
+        view["points"] = len(curve["lrs"])
+        view["image"] = figures.add(f"{spec.id}-lr-find", plot_lr_find(curve, chosen, chosen_text, view["suggestion"]))
+    return view
+
+
+def schedule_view(spec: Spec, run: Run | None) -> list[dict] | None:
+    """Table 4.5 (progressive resizing): epochs per image size as printed, as the spec plans them and as run."""
+    if not spec.published.schedule or spec.recipe is None:
+        return None
+    rows = []
+    for size, epochs in sorted(spec.published.schedule.items()):
+        stage = next((s for s in spec.recipe.stages if s.size == size), None)
+        ran = [e for e in (run.epochs if run else []) if stage and e.get("stage") == stage.name]
+        rows.append(
+            {
+                "size": size,
+                "published": epochs,
+                "stage": stage.name if stage else None,
+                "planned": stage.epochs if stage else None,
+                "ran": len(ran) if run else None,
+                "run_size": ran[-1].get("size") if ran else None,
+                "accuracy": ran[-1].get("accuracy") if ran else None,
+            }
+        )
+    return rows
+
+
+def bayesian_view(spec: Spec, run: Run | None, findings: dict, figures: Figures) -> dict | None:
+    """Fig 4.12: the published probes (with the audit's exact yes/no) beside the reproduced ones."""
+    if spec.kind != "bayesian_search":
+        return None
+    found = {it["index"]: it for it in (findings.get("bayesian") or {}).get("iterations", [])}
+    published = [
+        {
+            "index": it.index,
+            "target": float(it.target),
+            "params": {k: float(getattr(it, k)) for k in ("dp", "lr", "wd")},
+            "exact": found.get(it.index, {}).get("exact"),
+            "source": found.get(it.index, {}).get("source"),
+        }
+        for it in spec.published.bayesian
+    ]
+    reproduced = list((run.result.get("probes") if run else None) or [])
+    count = max(len(published), len(reproduced))
+    rows = [
+        {
+            "index": i,
+            "published": published[i] if i < len(published) else None,
+            "reproduced": reproduced[i] if i < len(reproduced) else None,
+        }
+        for i in range(count)
+    ]
+    init_points = spec.bayesian.init_points if spec.bayesian else None
+    image = figures.add(f"{spec.id}-probes", plot_bayesian(published, reproduced, init_points)) if count else None
+    return {
+        "rows": rows,
+        "published_best": spec.published.bayesian_best,
+        "reproduced_best": (run.result.get("best") if run else None),
+        "bounds": spec.bayesian.bounds if spec.bayesian else {},
+        "init_points": init_points,
+        "n_iter": spec.bayesian.n_iter if spec.bayesian else None,
+        "image": image,
+    }
+
+
+def _mean_std(values: list[float | None]) -> tuple[float, float] | None:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+
+
+def kfold_view(specs: dict[str, Spec], runs: dict[str, Run | None], figures: Figures) -> dict | None:
+    """Section 4.2.4 (Tables 4.9-4.13): per fold and mean ± std, the published folds beside every k-fold
+    variant: weights carried over (kfold), independent folds, subject-grouped folds. The tables print the first
+    cycle of each fold, so a variant's accuracy at the end of that cycle is the comparable figure; the end of the
+    fold (both cycles) is what its kfold_summary holds."""
+    variants = [specs[sid] for sid in report_order(specs) if specs[sid].kind == "kfold"]
+    if not variants:
+        return None
+    printed = {key: t for v in variants for key, t in v.published.tables.items() if t.fold is not None}
+    last_rows = {
+        t.fold: (key, t.values()[-1]) for key, t in sorted(printed.items(), key=lambda kv: table_key_order(kv[0]))
+    }
+    folds = max([v.kfold.folds for v in variants] + [len(last_rows)])
+    cycle = next(iter(printed.values())).stage if printed else variants[0].recipe.stages[0].name
+    rows = []
+    for metric in ("accuracy", "f_beta"):
+        values = [last_rows[k][1].get(metric) if k in last_rows else None for k in range(folds)]
+        rows.append(_kfold_row("published", "the printed tables", f"end of {cycle}", metric, values))
+    for spec in variants:
+        run = runs.get(spec.id)
+        what = ("weights carried over" if spec.kfold.carry_weights else "independent folds") + (
+            ", folds of subjects" if spec.kfold.grouping == "subjects" else ", folds of cells"
+        )
+        if run is None:
+            rows.append(_kfold_row(spec.id, what, None, None, [None] * folds, ran=False))
+            continue
+        by_fold = {f.get("fold"): split_summary(f.get("validation")) or {} for f in run.result.get("folds") or []}
+        cycle_ends = [[e for e in run.epochs if e.get("fold") == k and e.get("stage") == cycle] for k in range(folds)]
+        summary = run.result.get("kfold_summary") or {}
+        rows.append(
+            _kfold_row(
+                spec.id, what, f"end of {cycle}", "accuracy", [e[-1].get("accuracy") if e else None for e in cycle_ends]
+            )
+        )
+        for metric in ("accuracy", "f_beta"):
+            values = [by_fold.get(k, {}).get(metric) for k in range(folds)]
+            rows.append(_kfold_row(spec.id, what, "end of fold", metric, values, summary.get(metric)))
+    comparable = [r for r in rows if r["when"] == f"end of {cycle}" and r["metric"] == "accuracy"]
+    return {
+        "cycle": cycle,
+        "folds": folds,
+        "tables": [last_rows[k][0] if k in last_rows else None for k in range(folds)],
+        "rows": rows,
+        "image": figures.add("kfold-folds", plot_kfold(comparable, folds, cycle)),
+    }
+
+
+def _kfold_row(
+    label: str, what: str, when: str | None, metric: str | None, values: list, stored: list | None = None, ran=True
+) -> dict:
+    """One line of the k-fold table: a figure per fold and its mean ± std (the run's kfold_summary if stored)."""
+    return {
+        "label": label,
+        "what": what,
+        "when": when,
+        "metric": metric,
+        "per_fold": values,
+        "ran": ran,
+        "mean": tuple(stored) if stored else _mean_std(values),
+    }
+
+
+def ensemble_view(spec: Spec, run: Run | None, figures: Figures) -> dict | None:
+    """Section 4.2.1: every combination's test accuracy against the published 87%."""
+    if spec.kind != "ensemble" or spec.ensemble is None:
+        return None
+    published = percent(spec.published.test_accuracy)
+    stored = {tuple(e["members"]): e for e in ((run.result.get("ensembles") if run else None) or [])}
+    tolerance = spec.tolerance.test_accuracy
+    combos = []
+    for members in spec.ensemble.combinations:
+        entry = stored.get(tuple(members)) or {}
+        test = split_summary(entry.get("test"))
+        accuracy = test["accuracy"] if test else None
+        diff = accuracy - published if accuracy is not None and published is not None else None
+        combos.append(
+            {
+                "members": members,
+                "member_runs": entry.get("member_runs") or [],
+                "test": test,
+                "test_cells": entry.get("test_cells"),
+                "validation": split_summary(entry.get("validation")),
+                "difference": diff,
+                "verdict": verdict(diff, tolerance, run.synthetic if run else False),
+            }
+        )
+    best = (run.result.get("best") if run else None) or {}
+    image = figures.add(f"{spec.id}-test", plot_ensembles(combos, published, tolerance)) if run else None
+    return {
+        "published": published,
+        "tolerance": tolerance,
+        "combos": combos,
+        "best": best.get("members"),
+        "image": image,
+    }
+
+
+def split_summary(summary: dict | None) -> dict | None:
+    """A stored validation or test summary with every key the templates read (missing ones None)."""
+    if not summary:
+        return None
+    return {k: summary.get(k) for k in SUMMARY_KEYS}
+
+
+def spec_view(spec: Spec, run: Run | None, findings: dict, figures: Figures) -> dict:
+    """Everything the report shows of one spec."""
+    tables = sorted(spec.published.tables.items(), key=lambda kv: table_key_order(kv[0]))
+    return {
+        "spec": spec,
+        "run": run.info() if run else None,
+        "validation": split_summary(run.result.get("validation")) if run else None,
+        "test": split_summary(run.result.get("test")) if run else None,
+        "notes": [*spec.notes, *spec.published.notes],
+        "lr_find": lr_find_view(spec, run, figures),
+        "tables": [table_view(spec, key, table, run, findings, figures) for key, table in tables],
+        "schedule": schedule_view(spec, run),
+        "bayesian": bayesian_view(spec, run, findings, figures),
+        "ensemble": ensemble_view(spec, run, figures),
+    }
+
+
+# ------------------------------------------------------------------------------------------------ summary, provenance
+
+
+def summary_view(specs: dict[str, Spec], runs: dict[str, Run | None], order: list[str]) -> list[dict]:
+    """The summary table: compare.summary_rows of every spec, and one "not run" line for a spec that has no
+    published figure and no run."""
+    rows = []
+    for sid in order:
+        run = runs[sid]
+        found = summary_rows(
+            specs[sid], run.result if run else None, run.epochs if run else [], bool(run and run.synthetic)
+        )
+        if not found:
+            found = [
+                {
+                    "what": "(nothing published)",
+                    "published": None,
+                    "reproduced": None,
+                    "difference": None,
+                    "tolerance": None,
+                    "verdict": "not run" if run is None else "not published",
+                }
+            ]
+        for i, row in enumerate(found):
+            rows.append({**row, "spec": sid, "first": i == 0, "span": len(found)})
+    return rows
+
+
+def _distinct(values) -> list:
+    out = []
+    for v in values:
+        if v is not None and v not in out:
+            out.append(v)
+    return out
+
+
+def provenance(runs: dict[str, Run | None], profile: str | None) -> dict[str, Any]:
+    """Where the figures come from: data, profile, seeds, devices, libraries, code, dates and time."""
+    done = [r for r in runs.values() if r is not None]
+    data = [r.meta.get("data") or {} for r in done]
+    libraries: dict[str, list[str]] = {}
+    for r in done:
+        for name, version in (r.env.get("libraries") or {}).items():
+            libraries.setdefault(name, [])
+            if version not in libraries[name]:
+                libraries[name].append(version)
+    commits = _distinct(
+        (r.env.get("git_commit") or "unknown") + (" (uncommitted changes)" if r.env.get("git_dirty") else "")
+        for r in done
+    )
+    finished = sorted(r.finished for r in done)
+    infos = [r.info() for r in done]
+    return {
+        "runs": len(done),
+        "synthetic": any(r.synthetic for r in done),
+        "synthetic_runs": [r.dir.name for r in done if r.synthetic],
+        "real_runs": [r.dir.name for r in done if not r.synthetic],
+        "data_roots": _distinct(d.get("root") for d in data),
+        "fingerprints": _distinct(d.get("fingerprint") for d in data),
+        "profile_asked": profile,
+        "profiles": _distinct(i["profile"] for i in infos),
+        "seeds": _distinct(i["seed"] for i in infos),
+        "devices": _distinct(i["device"] for i in infos),
+        "gpus": _distinct(r.env.get("gpu") for r in done),
+        "pretrained": _distinct(i["pretrained"] for i in infos),
+        "python": _distinct(r.env.get("python") for r in done),
+        "platforms": _distinct(r.env.get("platform") for r in done),
+        "libraries": libraries,
+        "commits": commits,
+        "code_versions": _distinct(r.env.get("code_version") for r in done),
+        "first_finished": finished[0] if finished else None,
+        "last_finished": finished[-1] if finished else None,
+        "seconds": sum(r.seconds for r in done),
+        "generated": dt.datetime.now(dt.UTC),
+    }
+
+
+def audit_view(findings: dict) -> dict[str, Any]:
+    """The audit's findings, compactly: per table N, beta and P; the Bayesian set-up and which iterations
+    bayes_opt proposes again exactly; the test-accuracy fits; the spec fields that disagree."""
+    checks = findings.get("spec_checks", [])
+    bayes = findings.get("bayesian")
+    return {
+        "tables": findings.get("tables", {}),
+        "kfold": findings.get("kfold", {}),
+        "bayesian": bayes,
+        "tests": findings.get("test_accuracy", {}),
+        "checks": len(checks),
+        "agreeing": sum(c["agrees"] is True for c in checks),
+        "disagreeing": [c for c in checks if c["agrees"] is False],
+        "undecided": [c for c in checks if c["agrees"] is None],
+    }
+
+
+def build_context(
+    specs: dict[str, Spec], runs: dict[str, Run | None], findings: dict, figures: Figures, profile: str | None
+) -> dict[str, Any]:
+    """Everything the templates need, as plain numbers, texts and image names."""
+    order = report_order(specs)
+    views = [spec_view(specs[sid], runs[sid], findings, figures) for sid in order]
+    summary = summary_view(specs, runs, order)
+    verdicts: dict[str, int] = {}
+    for row in summary:
+        verdicts[row["verdict"]] = verdicts.get(row["verdict"], 0) + 1
+    return {
+        "provenance": provenance(runs, profile),
+        "summary": summary,
+        "verdicts": verdicts,
+        "specs": views,
+        "kfold": kfold_view(specs, runs, figures),
+        "audit": audit_view(findings),
+    }
