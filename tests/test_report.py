@@ -425,9 +425,7 @@ def test_filters():
     assert fmt.fixed(0.911207) == "0.9112" and fmt.fixed(None) == "–" and fmt.fixed(0.5, 6) == "0.500000"
     assert fmt.signed(-0.03471) == "-0.0347" and fmt.signed(0.01) == "+0.0100"
     assert fmt.pct(0.87, 0) == "87%" and fmt.sci(1e-06) == "1e-06"
-    assert (
-        fmt.duration(3.21) == "3.2s" and fmt.duration(75) == "1m 15s" and fmt.duration(4321.5) == "1h 12m 02s"
-    )
+    assert fmt.duration(3.21) == "3.2s" and fmt.duration(75) == "1m 15s" and fmt.duration(4321.5) == "1h 12m 02s"
     assert fmt.verdict_class("not comparable (synthetic data)") == "synthetic"
     assert fmt.tone(0.04, 0.03) == "bad" and fmt.tone(-0.01, 0.03) == "ok" and fmt.tone(None, 0.03) == ""
 
