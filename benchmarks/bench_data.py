@@ -24,7 +24,8 @@ import torch
 from cnmc_repro.data.dataset import TRAIN, load_dataset
 from cnmc_repro.data.prepare import Preparation, PreparedCache, prepare_file
 from cnmc_repro.data.source import open_dataset
-from cnmc_repro.run.batches import Augment, DeviceBatches
+from cnmc_repro.run.batches import DeviceBatches
+from cnmc_repro.spec.schema import Augmentation
 
 GPU = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if GPU else "cpu")
@@ -107,7 +108,7 @@ def test_data_feeding_report_pipeline_vs_cached_device_batches(benchmark, cells,
     t0 = time.perf_counter()
     images = cache.load(cells, prep, progress=False).images  # reading the cache, once per run
     cache_read_s = time.perf_counter() - t0
-    dl = DeviceBatches(images, np.array([c.target for c in cells]), BS, True, Augment(), 0, DEVICE)
+    dl = DeviceBatches(images, np.array([c.target for c in cells]), BS, True, Augmentation(), 0, DEVICE)
     n_suite = benchmark.pedantic(suite_epoch, args=(dl,), rounds=5, iterations=1, warmup_rounds=1)
     suite_cells_per_s = n_suite / benchmark.stats.stats.min
 

@@ -35,10 +35,10 @@ import numpy as np
 import pytest
 import torch
 
-from cnmc_repro.run.batches import Augment, DeviceBatches
+from cnmc_repro.run.batches import DeviceBatches
 from cnmc_repro.run.models import create_model
 from cnmc_repro.run.trainer import Trainer
-from cnmc_repro.spec.schema import FBeta, Stage
+from cnmc_repro.spec.schema import Augmentation, FBeta, Stage
 
 GPU = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if GPU else "cpu")
@@ -111,7 +111,7 @@ STAGE = Stage("bench", 1, 1e-3, frozen=False)
 
 def suite_trainer(arch: str, images: np.ndarray, targets: np.ndarray, **fast) -> Trainer:
     """The suite's Trainer on device-resident batches of ``images`` (validation: the first batch of them)."""
-    train = DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE)
+    train = DeviceBatches(images, targets, BS, True, Augmentation(), 0, DEVICE)
     valid = DeviceBatches(images[:BS], targets[:BS], BS, False, None, 0, DEVICE)
     return Trainer.create(arch, False, 0.5, 0.01, FBeta(1.0, "normal"), train, valid, DEVICE, **fast)
 
@@ -174,7 +174,7 @@ def torch_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> tup
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    return _two_epochs(DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE), step)
+    return _two_epochs(DeviceBatches(images, targets, BS, True, Augmentation(), 0, DEVICE), step)
 
 
 def _two_epochs(train: DeviceBatches, step) -> tuple[float, float]:
@@ -296,7 +296,7 @@ def graphed_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> t
     batch: what the step costs on the GPU when no kernel is launched from Python."""
     model = create_model(arch, False, 0.5).to(DEVICE).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, eps=1e-5, fused=True, capturable=True)
-    train = DeviceBatches(images, targets, BS, True, Augment(), 0, DEVICE)
+    train = DeviceBatches(images, targets, BS, True, Augmentation(), 0, DEVICE)
     x0, y0 = next(iter(train))
     static_x, static_y = x0.clone(), y0.clone()
 

@@ -102,20 +102,16 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from cnmc_repro.run.engine import list_specs
+    from cnmc_repro.report.terminal import list_text
 
-    rows = list_specs(_options(args))
-    print(f"{'spec':<22} {'kind':<21} {'reproduces':<34} last run")
-    for r in rows:
-        last = f"{r['last_run']}" if r["last_run"] else "not run"
-        print(f"{r['id']:<22} {r['kind']:<21} {r['reproduces']:<34} {last}")
+    print(list_text(_options(args).results), end="")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    from cnmc_repro.analysis.compare import format_show
+    from cnmc_repro.report.terminal import show_text
 
-    print(format_show(args.id, _options(args).results, profile=args.profile))
+    print(show_text(args.id, _options(args).results, profile=args.profile), end="")
     return 0
 
 

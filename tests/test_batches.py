@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from cnmc_repro.run.batches import IMAGENET_MEAN, IMAGENET_STD, Augment, DeviceBatches
+from cnmc_repro.run.batches import IMAGENET_MEAN, IMAGENET_STD, DeviceBatches
+from cnmc_repro.spec.schema import Augmentation
 
 
 def _data(n=10, size=8):
@@ -12,9 +13,9 @@ def _data(n=10, size=8):
 
 def test_same_seed_same_batches_other_seed_other_batches():
     x, y = _data()
-    a = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=1)]
-    b = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=1)]
-    c = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=2)]
+    a = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augmentation(), seed=1)]
+    b = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augmentation(), seed=1)]
+    c = [b for b in DeviceBatches(x, y, bs=4, shuffle=True, augment=Augmentation(), seed=2)]
     assert len(a) == 2  # the training loader drops the last partial batch, as fastai's does
     assert all(torch.equal(p[0], q[0]) and torch.equal(p[1], q[1]) for p, q in zip(a, b, strict=True))
     assert not all(torch.equal(p[0], q[0]) for p, q in zip(a, c, strict=True))
@@ -22,7 +23,7 @@ def test_same_seed_same_batches_other_seed_other_batches():
 
 def test_epochs_differ_and_validation_is_plain_and_ordered():
     x, y = _data()
-    dl = DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=1)
+    dl = DeviceBatches(x, y, bs=4, shuffle=True, augment=Augmentation(), seed=1)
     e1, e2 = list(dl), list(dl)
     assert not torch.equal(e1[0][0], e2[0][0])
     valid = dl.new(shuffle=False)
@@ -36,7 +37,7 @@ def test_epochs_differ_and_validation_is_plain_and_ordered():
 def test_flips_are_exact_and_rotation_keeps_black_corners():
     x = np.zeros((1, 6, 6, 3), np.uint8)
     x[0, 1, 4] = 200
-    flips = DeviceBatches(x, [0], bs=1, shuffle=True, augment=Augment(max_rotate=0), seed=0, drop_last=False)
+    flips = DeviceBatches(x, [0], bs=1, shuffle=True, augment=Augmentation(max_rotate=0), seed=0, drop_last=False)
     seen = set()
     for _ in range(20):
         ((img, _),) = list(flips)
@@ -47,7 +48,7 @@ def test_flips_are_exact_and_rotation_keeps_black_corners():
 
     ones = np.full((1, 16, 16, 3), 255, np.uint8)
     rot = DeviceBatches(
-        ones, [0], bs=1, shuffle=True, augment=Augment(max_rotate=45, p_rotate=1.0), seed=3, drop_last=False
+        ones, [0], bs=1, shuffle=True, augment=Augmentation(max_rotate=45, p_rotate=1.0), seed=3, drop_last=False
     )
     ((img, _),) = list(rot)
     black = (torch.zeros(3) - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
@@ -71,7 +72,7 @@ def test_the_host_sends_an_epoch_its_draws_in_one_copy_not_one_per_batch(monkeyp
 
     def copies_per_epoch(n_batches: int) -> int:
         x, y = _data(n=4 * n_batches)
-        dl = DeviceBatches(x, y, bs=4, shuffle=True, augment=Augment(), seed=0)
+        dl = DeviceBatches(x, y, bs=4, shuffle=True, augment=Augmentation(), seed=0)
         monkeypatch.setattr(torch.Tensor, "to", counting_to)
         copies.clear()
         assert len(list(dl)) == n_batches
@@ -90,7 +91,7 @@ def test_batches_and_epoch_metrics_never_make_the_host_wait_for_the_device():
     from cnmc_repro.spec.schema import FBeta
 
     x, y = _data(n=64, size=32)
-    dl = DeviceBatches(x, y, bs=8, shuffle=True, augment=Augment(), seed=0, device="cuda")
+    dl = DeviceBatches(x, y, bs=8, shuffle=True, augment=Augmentation(), seed=0, device="cuda")
     metrics = epoch_metrics(FBeta(2.0, "normal"))
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises

@@ -5,9 +5,9 @@ import pytest
 import torch
 from fastai.callback.core import Callback
 
-from cnmc_repro.run.batches import Augment, DeviceBatches
+from cnmc_repro.run.batches import DeviceBatches
 from cnmc_repro.run.trainer import Trainer
-from cnmc_repro.spec.schema import FBeta, Stage
+from cnmc_repro.spec.schema import Augmentation, FBeta, Stage
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -26,7 +26,7 @@ class GraphedForward(Callback):
 def _trainer(images, targets, cuda_graphs: bool) -> Trainer:
     torch.manual_seed(0)  # the same initial weights for both
     cuda = torch.device("cuda")
-    train = DeviceBatches(images, targets, 16, True, Augment(), 0, cuda)
+    train = DeviceBatches(images, targets, 16, True, Augmentation(), 0, cuda)
     valid = DeviceBatches(images[:32], targets[:32], 16, False, None, 0, cuda)
     # no dropout: with it the graphs draw other masks than the eager loop
     f1 = FBeta(1.0, "normal")

@@ -8,7 +8,9 @@ import pytest
 
 from cnmc_repro.run import bayesian
 from cnmc_repro.run.engine import Options, run
-from cnmc_repro.store.folders import load_epochs, load_json
+from cnmc_repro.store.folders import Store, load_epochs, load_json
+
+pytestmark = pytest.mark.slow  # every test here trains
 
 
 def _opts(data: Path, results: Path, **kw) -> Options:
@@ -53,12 +55,17 @@ def test_a_run_writes_its_folder(squeezenet_run):
         "checkpoint.pth",
         "lr_find.json",
     }
-    meta, result = load_json(d / "spec.json"), load_json(d / "result.json")
-    assert meta["profile"] == "smoke" and meta["seed"] == 0 and meta["pretrained"] is False
-    assert result["schema_version"] == 1 and result["validation"]["cells"] > 0 and result["test"]["cells"] == 10
+    record = Store(d.parent).record(d)  # the typed record, read back as the report reads it
+    assert record.profile == "smoke" and record.seed == 0 and record.pretrained is False
+    assert (
+        record.schema_version == 2
+        and record.run_id == d.name
+        and record.run_key == load_json(d / "spec.json")["run_key"]
+    )
+    assert record.validation.cells > 0 and record.test.cells == 10 and record.synthetic is True
     epochs = load_epochs(d)
     # where the run's time went: epochs, and reading or preparing cells (projections of a full run use both)
-    assert 0 < result["prepare_seconds"] < result["seconds"] - sum(e["seconds"] for e in epochs)
+    assert 0 < record.prepare_seconds < record.seconds - sum(e["seconds"] for e in epochs)
     assert [e["stage"] for e in epochs] == ["frozen", "unfrozen"]
     assert {"train_loss", "valid_loss", "accuracy", "error_rate", "f_beta", "seconds"} <= set(epochs[0])
     assert d.name.startswith("squeezenet-smoke-seed0-")
@@ -117,7 +124,7 @@ def test_the_bayesian_search_probes_11_points_and_retrains_the_best(reference):
     assert len(probes) == 11 and [p["index"] for p in probes] == list(range(11))
     bounds = {"dp": (0.1, 0.7), "lr": (1e-6, 1e-2), "wd": (0.01, 0.8)}
     assert [p["params"] for p in probes[:6]] == bayesian.random_probes(bounds, 1, 6)
-    assert result["best"] == max(probes, key=lambda p: p["target"])
+    assert result["best_probe"] == max(probes, key=lambda p: p["target"])
     epochs = load_epochs(out.run_dir)
     assert sorted({e["probe"] for e in epochs if "probe" in e}) == list(range(11))
     retrain = [e for e in epochs if e.get("stage") == "best"]
@@ -265,14 +272,14 @@ def test_force_starts_an_interrupted_run_afresh(tiny_data_ro, tmp_path, monkeypa
 def test_parts_keep_the_latest_state_and_need_it_to_go_on(tmp_path):
     import torch
 
-    from cnmc_repro.run.experiments import _first_unfinished
+    from cnmc_repro.run.context import first_unfinished
     from cnmc_repro.store.folders import Parts
 
     parts = Parts(tmp_path / "key")
-    assert parts.count() == 0 and _first_unfinished(parts, ["a", "b"]) == 0
+    assert parts.count() == 0 and first_unfinished(parts, ["a", "b"]) == 0
     parts.save("a", {"epochs": []}, {"model": {"w": torch.ones(2)}})
     parts.save("b", {"epochs": []}, {"model": {"w": torch.zeros(2)}})
     assert parts.state("a") is None and torch.equal(parts.state("b")["model"]["w"], torch.zeros(2))
-    assert _first_unfinished(parts, ["a", "b", "c"]) == 2
+    assert first_unfinished(parts, ["a", "b", "c"]) == 2
     (tmp_path / "key" / "state-b.pt").unlink()  # finished parts without the state they left: start again
-    assert _first_unfinished(parts, ["a", "b", "c"]) == 0 and parts.count() == 0
+    assert first_unfinished(parts, ["a", "b", "c"]) == 0 and parts.count() == 0

@@ -10,6 +10,7 @@ from cnmc_repro.data.prepare import (
     prepare_image,
 )
 from cnmc_repro.errors import BadImage
+from cnmc_repro.spec.schema import Prepare
 
 
 def _cell_image() -> np.ndarray:
@@ -42,7 +43,7 @@ def test_prepare_pads_to_a_square_and_resizes():
     out = prepare_image(_cell_image(), Preparation(size=32))
     assert out.shape == (32, 32, 3) and out.dtype == np.uint8
     assert (out[0] == 0).all() and (out[-1] == 0).all()  # padding above and below a wide crop
-    squashed = prepare_image(_cell_image(), Preparation(size=32, resize="squash"))
+    squashed = prepare_image(_cell_image(), Preparation(32, Prepare(resize="squash")))
     assert (squashed[0] > 0).any()
 
 
@@ -73,7 +74,7 @@ def test_a_changed_file_or_parameter_invalidates_only_what_it_touches(tiny_data,
     cells = load_dataset(tiny_data).split("train")
     again = cache.load(cells, Preparation(size=24), progress=False)
     assert again.decoded == 1
-    other = cache.load(cells, Preparation(size=24, equalise="none"), progress=False)
+    other = cache.load(cells, Preparation(24, Prepare(equalise="none")), progress=False)
     assert other.decoded == len({c.sha256 for c in cells})
 
 

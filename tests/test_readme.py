@@ -4,6 +4,8 @@ import re
 import shutil
 from pathlib import Path
 
+import pytest
+
 from cnmc_repro.run.engine import Options, run
 from cnmc_repro.spec.load import load_all, spec_files
 from cnmc_repro.store.folders import load_json
@@ -23,6 +25,7 @@ def test_the_two_commands():
     assert _block("test-command").strip().endswith("python -m pytest")
 
 
+@pytest.mark.slow
 def test_the_example_spec_runs(tmp_path, tiny_data_ro, monkeypatch):
     specs = tmp_path / "specs"
     specs.mkdir()

@@ -6,6 +6,7 @@ from conftest import SHARED_DATA, real_data
 
 from cnmc_repro.data.dataset import load_dataset
 from cnmc_repro.data.prepare import Preparation, prepare_file
+from cnmc_repro.spec.schema import Prepare
 
 pytestmark = pytest.mark.real_data
 
@@ -22,7 +23,7 @@ def test_png_and_bmp_copies_give_identical_prepared_arrays():
     bmp_root, png_root = real_data("cnmc_bmp_sample"), real_data("cnmc_fold0")
     bmps = load_dataset(bmp_root).cells
     assert len(bmps) == 16
-    for prep in (Preparation(size=224), Preparation(size=300, equalise="rgb", resize="squash")):
+    for prep in (Preparation(size=224), Preparation(300, Prepare(equalise="rgb", resize="squash"))):
         for cell in bmps:
             png = png_root / cell.path.relative_to(bmp_root).with_suffix(".png")
             assert np.array_equal(prepare_file(cell.path, prep), prepare_file(png, prep)), cell.path.name
@@ -40,6 +41,7 @@ def test_checksums_of_the_bmp_sample(cli):
     assert code == 0 and "checksums: 16 match, 0 differ, 15099 missing, 0 extra" in out
 
 
+@pytest.mark.slow
 def test_smoke_loss_penalisation_with_a_subject_split_beats_the_majority_class(tmp_path, monkeypatch):
     """Section 4.2.3's recipe, smoke profile, validated on subjects it never trained on (fold_0 of C-NMC)."""
     import shutil

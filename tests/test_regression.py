@@ -3,17 +3,20 @@
 import json
 
 from cnmc_repro.analysis import regression
+from cnmc_repro.analysis.metrics import Summary
+from cnmc_repro.store.record import RunRecord
 
 
 def _fake_run(results, accuracy: float) -> None:
     run = results / "alexnet-smoke-seed0-20260101-000000"
     run.mkdir(parents=True)
-    (run / "spec.json").write_text(json.dumps({"spec": {"id": "alexnet"}, "profile": "smoke", "seed": 0}))
     (run / "epochs.jsonl").write_text(
         json.dumps({"stage": "frozen", "epoch": 0, "accuracy": accuracy, "seconds": 1.0}) + "\n"
     )
-    summary = {"accuracy": accuracy, "confusion": [[1, 0], [0, 1]]}
-    (run / "result.json").write_text(json.dumps({"validation": summary, "test": None}))
+    summary = Summary(2, [[1, 0], [0, 1]], accuracy, 1 - accuracy, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    header = dict(run_id=run.name, run_key="k", spec="alexnet", kind="train", profile="smoke", seed=0, device="cpu")
+    header |= dict(pretrained=False, synthetic=True, data_root="/data", data_fingerprint="f", seconds=1.0)
+    (run / "result.json").write_text(json.dumps(RunRecord(validation=summary, **header).to_json()))
 
 
 def test_a_moved_figure_is_seen(tmp_path):

@@ -79,12 +79,11 @@ def write_run(
     stamp: str = "20240101-000000",
     seconds: float = 12.5,
 ) -> Path:
-    """A finished run folder as the engine writes it (made-up numbers)."""
+    """A finished run folder as the engine writes it (made-up numbers in a record of schema 2)."""
     run_dir = root / f"{spec.id}-{profile}-seed{seed}-{stamp}"
     run_dir.mkdir(parents=True)
-    data = {"root": "/data/synthetic" if synthetic else "/data/C-NMC_Leukemia", "synthetic": synthetic}
-    meta = {"spec": to_plain(spec), "profile": profile, "seed": seed, "run_key": "k" + stamp, "pretrained": False}
-    (run_dir / "spec.json").write_text(json.dumps(meta | {"data": data | {"fingerprint": "f1ngerpr1nt"}}))
+    meta = {"run_key": "k" + stamp, "profile": profile, "seed": seed, "spec": to_plain(spec)}
+    (run_dir / "spec.json").write_text(json.dumps(meta))
     env = {
         "git_commit": "0123abcd",
         "git_dirty": False,
@@ -98,8 +97,10 @@ def write_run(
     (run_dir / "epochs.jsonl").write_text("".join(json.dumps({"spec": spec.id, **e}) + "\n" for e in epochs))
     if lr_find is not None:
         (run_dir / "lr_find.json").write_text(json.dumps(lr_find))
-    base = {"schema_version": 1, "run_id": run_dir.name, "spec": spec.id, "kind": spec.kind, "profile": profile}
-    base |= {"seed": seed, "device": "cpu", "seconds": seconds, "synthetic": synthetic, "pretrained": False}
+    base = {"schema_version": 2, "run_id": run_dir.name, "run_key": "k" + stamp, "spec": spec.id, "kind": spec.kind}
+    base |= {"profile": profile, "seed": seed, "device": "cpu", "seconds": seconds, "synthetic": synthetic}
+    base |= {"pretrained": False, "data_root": "/data/synthetic" if synthetic else "/data/C-NMC_Leukemia"}
+    base |= {"data_fingerprint": "f1ngerpr1nt"}
     (run_dir / "result.json").write_text(json.dumps(base | {"predictions": {}} | result))
     return run_dir
 
@@ -165,7 +166,7 @@ def write_bayesian(root: Path, spec, **kw) -> Path:
     epochs += [epoch("best", i, 0.94 + 0.005 * i, 0.93) for i in range(3)]
     result = {
         "probes": probes,
-        "best": probes[6],
+        "best_probe": probes[6],
         "validation": summary([[900, 40], [45, 411]]),
         "test": summary([[1050, 169], [120, 528]]),
     }
@@ -184,7 +185,7 @@ def write_ensembles(root: Path, spec, **kw) -> Path:
                 "validation": None,
             }
         )
-    result = {"ensembles": entries, "best": entries[0], "test": entries[0]["test"], "validation": None}
+    result = {"ensembles": entries, "best_ensemble": entries[0]["members"], "test": entries[0]["test"]}
     return write_run(root, spec, result, **kw)
 
 
@@ -409,16 +410,33 @@ def test_profile_selects_runs(tmp_path, specs):
     assert "1m 40s" in html
 
 
-def test_broken_run_files_do_not_stop_the_report(tmp_path, specs):
+def test_a_broken_environment_or_curve_does_not_stop_the_report(tmp_path, specs):
     root = tmp_path / "results"
     run_dir = write_alexnet(root, specs)
     (run_dir / "environment.json").write_text("{not json")
     (run_dir / "lr_find.json").unlink()
-    result = json.loads((run_dir / "result.json").read_text())
-    result["validation"] = {"accuracy": 0.5}  # a summary without most keys
-    (run_dir / "result.json").write_text(json.dumps(result))
     html = report.render_report(root)[0].read_text()
     assert "no learning-rate finder curve" in html
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda r: r | {"validation": {"accuracy": 0.5}}, "the required key 'validation.cells' is missing"),
+        (lambda r: r | {"schema_version": 3}, "was written by a newer version of the suite"),
+        (lambda r: "{not json", "is not a run record"),
+    ],
+    ids=["a summary without most keys", "a newer schema", "not JSON"],
+)
+def test_a_damaged_record_is_one_sentence_naming_its_file(tmp_path, specs, damage, says):
+    from cnmc_repro.errors import UserError
+
+    run_dir = write_alexnet(tmp_path / "results", specs)
+    damaged = damage(json.loads((run_dir / "result.json").read_text()))
+    (run_dir / "result.json").write_text(damaged if isinstance(damaged, str) else json.dumps(damaged))
+    with pytest.raises(UserError) as e:
+        report.render_report(tmp_path / "results")
+    assert str(run_dir / "result.json") in str(e.value) and says in str(e.value)
 
 
 def test_filters():

@@ -1,16 +1,14 @@
 """Reproduced figures beside the published ones: per table, per epoch, and in a summary with a verdict.
 
-Works on plain numbers from stored runs (``store``) and specs; no torch.
+Works on plain numbers from stored run records and specs; no torch.
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-from cnmc_repro.spec.load import load_all, resolve_ids
 from cnmc_repro.spec.schema import PublishedTable, Spec
-from cnmc_repro.store.folders import Store, load_epochs, load_json
+from cnmc_repro.store.record import RunRecord
 
 COLUMNS = ("train_loss", "valid_loss", "accuracy", "error_rate", "f_beta")
 
@@ -67,7 +65,7 @@ def verdict(difference: float | None, tolerance: float, synthetic: bool) -> str:
     return "reproduced" if abs(difference) <= tolerance else "differs"
 
 
-def summary_rows(spec: Spec, result: dict | None, epochs: list[dict], synthetic: bool) -> list[dict]:
+def summary_rows(spec: Spec, record: RunRecord | None, epochs: list[dict], synthetic: bool) -> list[dict]:
     """Every published result of a spec beside the reproduced one, the difference and a verdict."""
     rows = []
     tol = spec.tolerance
@@ -90,10 +88,10 @@ def summary_rows(spec: Spec, result: dict | None, epochs: list[dict], synthetic:
                     "verdict": verdict(diff, t, synthetic),
                 }
             )
-    test = (result or {}).get("test") or {}
+    test = record.test if record else None
     if spec.published.test_accuracy:
         pub = percent(spec.published.test_accuracy)
-        value = test.get("accuracy")
+        value = test.accuracy if test else None
         diff = value - pub if value is not None else None
         rows.append(
             {
@@ -106,98 +104,15 @@ def summary_rows(spec: Spec, result: dict | None, epochs: list[dict], synthetic:
             }
         )
     for metric, label in (("sensitivity", "test ALL recall"), ("weighted_f1", "test weighted F1")):
-        if test.get(metric) is not None:
+        if test is not None and getattr(test, metric) is not None:
             rows.append(
                 {
                     "what": label,
                     "published": None,
-                    "reproduced": test[metric],
+                    "reproduced": getattr(test, metric),
                     "difference": None,
                     "tolerance": None,
                     "verdict": "not published",
                 }
             )
     return rows
-
-
-def _fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def format_show(spec_id: str, results: Path, profile: str | None = None) -> str:
-    """``reproduce show``: the latest run of a spec beside the published figures, as text."""
-    specs = load_all()
-    sid = resolve_ids([spec_id], specs)[0]
-    spec = specs[sid]
-    store = Store(results)
-    run_dir = store.latest(sid, profile)
-    lines = [f"{spec.id}: {spec.title} (report section {spec.report.section})"]
-    if run_dir is None:
-        lines.append("not run yet: python -m reproduce run " + spec.id)
-        result, epochs, meta = None, [], {}
-    else:
-        result, epochs = load_json(run_dir / "result.json") or {}, load_epochs(run_dir)
-        meta = load_json(run_dir / "spec.json") or {"data": {"synthetic": False}, "profile": "?", "seed": "?"}
-        synthetic = meta["data"]["synthetic"]
-        lines.append(
-            f"run {run_dir.name}: profile {meta['profile']}, seed {meta['seed']}, device {result.get('device')}, "
-            f"{'pretrained' if meta.get('pretrained') else 'random'} weights, {result.get('seconds', 0):.1f}s"
-        )
-        if synthetic:
-            lines.append("SYNTHETIC DATA: these figures cannot be compared with the report.")
-    for table in spec.published.tables.values():
-        lines.append("")
-        lines.append(f"{table.caption} (p. {table.page})" + (f"  [{table.command}]" if table.command else ""))
-        cols = [c for c in COLUMNS if c in table.columns]
-        head = f"{'epoch':>5} " + " ".join(f"{c + ' pub':>15} {c + ' new':>15}" for c in cols)
-        lines.append(head)
-        for row in table_rows(table, epochs):
-            pub, rep = row["published"] or {}, row["reproduced"] or {}
-            lines.append(
-                f"{row['epoch']:>5} " + " ".join(f"{_fmt(pub.get(c), 6):>15} {_fmt(rep.get(c)):>15}" for c in cols)
-            )
-        for note in table.notes:
-            lines.append(f"  note: {note}")
-    if result:
-        lines.append("")
-        lines.append(f"{'summary':<40} {'published':>10} {'reproduced':>11} {'diff':>8}  verdict")
-        for r in summary_rows(spec, result, epochs, meta["data"]["synthetic"]):
-            lines.append(
-                f"{r['what']:<40} {_fmt(r['published']):>10} {_fmt(r['reproduced']):>11} "
-                f"{_fmt(r['difference']):>8}  {r['verdict']}"
-            )
-        for split in ("validation", "test"):
-            s = result.get(split)
-            if s:
-                lines.append(
-                    f"{split}: {s['cells']} cells, confusion (rows true ALL/normal, cols predicted) "
-                    f"{s['confusion']}, accuracy {_fmt(s['accuracy'])}, ALL recall {_fmt(s['sensitivity'])}, "
-                    f"specificity {_fmt(s['specificity'])}, weighted F1 {_fmt(s['weighted_f1'])}, "
-                    f"ROC AUC {_fmt(s['roc_auc'])}"
-                )
-        if result.get("kfold_summary"):
-            lines.append(
-                "k-fold validation, mean ± std over folds: "
-                + ", ".join(f"{k} {m:.4f} ± {sd:.4f}" for k, (m, sd) in result["kfold_summary"].items())
-            )
-        if result.get("probes"):
-            lines.append("Bayesian probes (reproduced):")
-            for p in result["probes"]:
-                pr = p["params"]
-                lines.append(
-                    f"  {p['index']:>2} target {p['target']:.4f}  dp {pr['dp']:.4f}  lr {pr['lr']:.6g}  "
-                    f"wd {pr['wd']:.4f}"
-                )
-        if result.get("ensembles"):
-            for e in result["ensembles"]:
-                t = e.get("test")
-                lines.append(
-                    f"  ensemble {' + '.join(e['members'])}: test accuracy {_fmt(t['accuracy'] if t else None)}"
-                )
-    for note in spec.published.notes:
-        lines.append(f"note: {note}")
-    return "\n".join(lines)

@@ -9,6 +9,7 @@ because fastai v1's ``FBeta`` scored class index 1 ('hem') by default.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 from sklearn.metrics import f1_score, roc_auc_score
@@ -45,10 +46,29 @@ def _ratio(a: float, b: float) -> float | None:
     return float(a / b) if b else None
 
 
-def summary(
-    targets: Sequence[int], prob_all: Sequence[float], beta: float = 1.0, positive: str = "ALL"
-) -> dict[str, float | None | list[list[int]]]:
-    """Every figure the suite reports for one set of cells, from true classes and P(ALL) per cell.
+@dataclass(frozen=True)
+class Summary:
+    """Every figure the suite reports for one set of cells (a validation or test set)."""
+
+    cells: int
+    confusion: list[list[int]]  # rows true (ALL, normal), columns predicted (ALL, normal)
+    accuracy: float
+    error_rate: float
+    sensitivity: float | None  # ALL recall
+    specificity: float | None
+    precision: float | None  # of ALL
+    f1: float  # ALL positive
+    f_beta: float  # the spec's beta and positive class
+    weighted_f1: float
+    balanced_accuracy: float | None
+    roc_auc: float | None
+
+
+SUMMARY_FIGURES = tuple(f.name for f in fields(Summary))  # the names of the summary figures, defined once
+
+
+def summary(targets: Sequence[int], prob_all: Sequence[float], beta: float = 1.0, positive: str = "ALL") -> Summary:
+    """Every figure of :class:`Summary` for one set of cells, from true classes and P(ALL) per cell.
 
     A cell is predicted ALL when P(ALL) >= 0.5 (the argmax of two softmax outputs).
     """
@@ -60,24 +80,21 @@ def summary(
     fp, tn = cm[NORMAL_INDEX][ALL_INDEX], cm[NORMAL_INDEX][NORMAL_INDEX]
     sensitivity = _ratio(tp, tp + fn)
     specificity = _ratio(tn, tn + fp)
-    precision = _ratio(tp, tp + fp)
-    both = len(np.unique(t)) == 2
-    return {
-        "cells": int(len(t)),
-        "confusion": cm,  # rows true (ALL, normal), columns predicted (ALL, normal)
-        "accuracy": accuracy_from_confusion(cm),
-        "error_rate": 1 - accuracy_from_confusion(cm),
-        "sensitivity": sensitivity,  # ALL recall
-        "specificity": specificity,
-        "precision": precision,
-        "f1": f_beta_from_confusion(cm, 1.0, ALL_INDEX),
-        "f_beta": f_beta_from_confusion(cm, beta, CLASS_INDEX[positive]),
-        "weighted_f1": float(f1_score(t, pred, average="weighted", labels=[0, 1], zero_division=0)),
-        "balanced_accuracy": float(np.mean([v for v in (sensitivity, specificity) if v is not None]))
-        if sensitivity is not None or specificity is not None
-        else None,
-        "roc_auc": float(roc_auc_score(t == ALL_INDEX, p_all)) if both else None,
-    }
+    rates = [v for v in (sensitivity, specificity) if v is not None]
+    return Summary(
+        cells=int(len(t)),
+        confusion=cm,
+        accuracy=accuracy_from_confusion(cm),
+        error_rate=1 - accuracy_from_confusion(cm),
+        sensitivity=sensitivity,
+        specificity=specificity,
+        precision=_ratio(tp, tp + fp),
+        f1=f_beta_from_confusion(cm, 1.0, ALL_INDEX),
+        f_beta=f_beta_from_confusion(cm, beta, CLASS_INDEX[positive]),
+        weighted_f1=float(f1_score(t, pred, average="weighted", labels=[0, 1], zero_division=0)),
+        balanced_accuracy=float(np.mean(rates)) if rates else None,
+        roc_auc=float(roc_auc_score(t == ALL_INDEX, p_all)) if len(np.unique(t)) == 2 else None,
+    )
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

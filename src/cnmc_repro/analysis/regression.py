@@ -10,10 +10,12 @@ is 0: a change that moves a figure is seen, and must be accepted on purpose with
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
+from cnmc_repro.analysis.metrics import SUMMARY_FIGURES, Summary
 from cnmc_repro.atomic import write_json_atomic
 from cnmc_repro.errors import UserError
 from cnmc_repro.paths import project_root
@@ -22,11 +24,13 @@ from cnmc_repro.store.folders import Store, load_epochs, load_json
 
 BASELINE = project_root() / "tests" / "regression" / "smoke_cpu.json"
 COMMAND = "python -m reproduce all --profile smoke --device cpu --no-pretrained && python -m reproduce regression"
+# the summary figures the baseline holds (a selection of metrics.SUMMARY_FIGURES)
 SUMMARY_KEYS = ("accuracy", "f_beta", "sensitivity", "specificity", "weighted_f1", "roc_auc", "confusion")
+assert set(SUMMARY_KEYS) <= set(SUMMARY_FIGURES)
 
 
-def _summary(s: dict | None) -> dict | None:
-    return None if s is None else {k: s.get(k) for k in SUMMARY_KEYS}
+def _summary(s: Summary | None) -> dict | None:
+    return None if s is None else {k: getattr(s, k) for k in SUMMARY_KEYS}
 
 
 def figures(results: Path, profile: str = "smoke") -> dict[str, Any]:
@@ -37,14 +41,14 @@ def figures(results: Path, profile: str = "smoke") -> dict[str, Any]:
         run_dir = store.latest(spec_id, profile)
         if run_dir is None:
             continue
-        r = load_json(run_dir / "result.json")
+        r = store.record(run_dir)
         out[spec_id] = {
             "epochs": [{k: v for k, v in e.items() if k != "seconds"} for e in load_epochs(run_dir)],
-            "validation": _summary(r.get("validation")),
-            "test": _summary(r.get("test")),
-            "folds": [{"validation": _summary(f["validation"])} for f in r.get("folds", [])],
-            "probes": r.get("probes", []),
-            "ensembles": [{"members": e["members"], "test": _summary(e.get("test"))} for e in r.get("ensembles", [])],
+            "validation": _summary(r.validation),
+            "test": _summary(r.test),
+            "folds": [{"validation": _summary(f.validation)} for f in r.folds],
+            "probes": [dataclasses.asdict(p) for p in r.probes],
+            "ensembles": [{"members": e.members, "test": _summary(e.test)} for e in r.ensembles],
         }
     return out
 

@@ -22,11 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from cnmc_repro.atomic import write_json_atomic
 from cnmc_repro.errors import UserError
 from cnmc_repro.paths import cache_root
+from cnmc_repro.progress import bar
 
 ALL, NORMAL = "ALL", "normal"
 CLASSES = (ALL, NORMAL)  # fastai sorts the folder names: 'all' < 'hem'; index 0 is ALL, 1 is normal
@@ -139,16 +138,7 @@ def load_dataset(root: Path | str, synthetic: bool = False, progress: bool = Tru
         raise UserError(f"no C-NMC cells found in {root}{hint}: {EXPECTED_LAYOUT}")
     memo = _HashMemo()
     with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:  # hashlib releases the GIL
-        hashes = list(
-            tqdm(
-                pool.map(memo.sha256, [e[0] for e in entries]),
-                total=len(entries),
-                desc="hashing cells",
-                unit="cell",
-                disable=not progress or None,
-                leave=False,
-            )
-        )
+        hashes = list(bar(pool.map(memo.sha256, [e[0] for e in entries]), "hashing cells", len(entries), progress))
     cells = [Cell(*e, h) for e, h in zip(entries, hashes, strict=True)]
     memo.save()
     ds = Dataset(root, tuple(cells), synthetic)

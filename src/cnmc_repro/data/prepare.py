@@ -26,16 +26,16 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from cnmc_repro.atomic import write_atomic
 from cnmc_repro.data.dataset import Cell
 from cnmc_repro.errors import BadImage, UserError
 from cnmc_repro.paths import cache_root
+from cnmc_repro.progress import bar
+from cnmc_repro.spec.schema import Prepare
 
 cv2.utils.logging.setLogLevel(
     cv2.utils.logging.LOG_LEVEL_SILENT
@@ -46,13 +46,13 @@ PREPARE_VERSION = 1  # bump when the preparation code changes what it produces
 
 @dataclass(frozen=True)
 class Preparation:
+    """How one cell is prepared: the image size and the spec's preparation settings (``recipe.prepare``)."""
+
     size: int
-    crop_threshold: int = 0
-    equalise: Literal["luma", "rgb", "none"] = "luma"
-    resize: Literal["pad", "squash"] = "pad"
+    settings: Prepare = Prepare()
 
     def key(self) -> str:
-        text = json.dumps({**asdict(self), "version": PREPARE_VERSION}, sort_keys=True)
+        text = json.dumps({"size": self.size, **asdict(self.settings), "version": PREPARE_VERSION}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -100,10 +100,11 @@ def resize(img: np.ndarray, size: int, how: str) -> np.ndarray:
 
 def prepare_image(img: np.ndarray, prep: Preparation, path: Path | str = "image") -> np.ndarray:
     """Crop, equalise and resize one decoded RGB image (section 3.2)."""
-    cropped = crop_informative(img, prep.crop_threshold)
+    s = prep.settings
+    cropped = crop_informative(img, s.crop_threshold)
     if cropped.size == 0:
-        raise BadImage(path, f"no pixel is above the crop threshold {prep.crop_threshold} (an empty cell)")
-    return resize(equalise(np.ascontiguousarray(cropped), prep.equalise), prep.size, prep.resize)
+        raise BadImage(path, f"no pixel is above the crop threshold {s.crop_threshold} (an empty cell)")
+    return resize(equalise(np.ascontiguousarray(cropped), s.equalise), prep.size, s.resize)
 
 
 def prepare_file(path: Path, prep: Preparation) -> np.ndarray:
@@ -162,14 +163,8 @@ class PreparedCache:
 
         with ThreadPoolExecutor(self.workers) as pool:
             futures = [pool.submit(one, i) for i in unique]
-            bar = tqdm(
-                futures,
-                desc=f"preparing cells ({prep.size}px)",
-                unit="cell",
-                disable=not progress or None,
-                leave=False,
-            )
-            for i, fut in zip(unique, bar, strict=True):
+            done = bar(futures, f"preparing cells ({prep.size}px)", len(futures), progress)
+            for i, fut in zip(unique, done, strict=True):
                 try:
                     decoded += fut.result()
                 except BadImage as e:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from cnmc_repro.atomic import write_text_atomic
 from cnmc_repro.data.dataset import FINAL_DIR, PRELIM_DIR, PRELIM_LABELS, TRAIN_DIR
 from cnmc_repro.paths import cache_root
+from cnmc_repro.progress import bar
 
 CELL_SIZE = 450
 FINAL_CELL_SIZE = 600
@@ -179,12 +179,11 @@ def synthesize(out: Path, seed: int = 0, layout: SynthLayout = SMALL, progress: 
 
     seeds = rng.integers(0, 2**63, len(jobs))
     work = [(path, subject, size, int(s)) for (path, subject, size), s in zip(jobs, seeds, strict=True)]
-    bar = dict(desc="writing synthetic cells", unit="cell", disable=not progress or None, leave=False)
     if len(work) > 1000:  # full-size sets: one process per core; each cell has its own seed, so same bytes
         with ProcessPoolExecutor() as pool:
-            list(tqdm(pool.map(_write_cell, work, chunksize=64), total=len(work), **bar))
+            list(bar(pool.map(_write_cell, work, chunksize=64), "writing synthetic cells", len(work), progress))
     else:
-        list(tqdm(map(_write_cell, work), total=len(work), **bar))
+        list(bar(map(_write_cell, work), "writing synthetic cells", len(work), progress))
 
     # byte-identical copies across subjects and folds (the official data has 106 such groups)
     train_paths = [p for p, _, _ in jobs if TRAIN_DIR in p.parts]

@@ -8,6 +8,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from cnmc_repro.analysis.compare import verdict
 from cnmc_repro.paths import project_root
 
 TEMPLATES = project_root() / "report_templates"
@@ -34,6 +35,8 @@ def environment() -> Environment:
         tone=tone,
         md=md_cell,
         plural=plural,
+        ljust=ljust,
+        rjust=rjust,
     )
     return env
 
@@ -74,19 +77,17 @@ def when(moment: dt.datetime | None) -> str:
 
 
 def verdict_class(text: str) -> str:
-    """A CSS class for a verdict of compare.verdict."""
+    """A CSS class for a verdict of ``compare.verdict``: the one place where verdicts get their colour."""
     if text.startswith("not comparable"):
         return "synthetic"
     return {"reproduced": "ok", "differs": "bad"}.get(text, "none")
 
 
 def tone(difference: float | None, tolerance: float | None, synthetic: bool = False) -> str:
-    """A CSS class for one per-epoch difference against the spec's tolerance."""
+    """The CSS class of one per-epoch difference: the colour of its verdict against the spec's tolerance."""
     if difference is None or tolerance is None:
         return ""
-    if synthetic:
-        return "synthetic"
-    return "ok" if abs(difference) <= tolerance else "bad"
+    return verdict_class(verdict(difference, tolerance, synthetic))
 
 
 def md_cell(text: Any) -> str:
@@ -96,3 +97,13 @@ def md_cell(text: Any) -> str:
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def ljust(text: Any, width: int) -> str:
+    """Text padded on the right to ``width`` (terminal columns)."""
+    return str(text).ljust(width)
+
+
+def rjust(text: Any, width: int) -> str:
+    """Text padded on the left to ``width`` (terminal columns of numbers)."""
+    return str(text).rjust(width)

@@ -186,7 +186,7 @@ def plot_ensembles(combos: list[dict], published: float | None, tolerance: float
     """Section 4.2.1: each ensemble's test accuracy against the published 87%."""
     fig, (ax,) = _figure(8, 0.6 * len(combos) + 1.2, left=2.6)
     labels = [" + ".join(c["members"]) for c in combos]
-    values = [c["test"]["accuracy"] if c["test"] else 0.0 for c in combos]
+    values = [c["test"].accuracy if c["test"] else 0.0 for c in combos]
     ax.barh(labels, values, color=REPRODUCED_COLOUR, alpha=0.8, label="reproduced test accuracy")
     if published is not None:
         ax.axvspan(published - tolerance, published + tolerance, color=PUBLISHED_COLOUR, alpha=0.12)

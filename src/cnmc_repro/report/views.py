@@ -4,12 +4,13 @@ the summary, the provenance and the audit. The templates format it; ``plots`` dr
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import statistics
 from typing import Any
 
 from cnmc_repro.analysis.audit import table_key_order
 from cnmc_repro.analysis.compare import COLUMNS, percent, stage_epochs, summary_rows, table_rows, verdict
+from cnmc_repro.analysis.metrics import mean_std
 from cnmc_repro.report.plots import (
     Figures,
     plot_bayesian,
@@ -19,13 +20,9 @@ from cnmc_repro.report.plots import (
     plot_lr_find,
     plot_table,
 )
-from cnmc_repro.report.runs import Run, report_order
+from cnmc_repro.report.runs import report_order
 from cnmc_repro.spec.schema import PublishedTable, Spec
-
-SUMMARY_KEYS = tuple(  # a validation or test summary of metrics.summary
-    "cells confusion accuracy error_rate sensitivity specificity precision f1 f_beta weighted_f1 "
-    "balanced_accuracy roc_auc".split()
-)
+from cnmc_repro.store.folders import StoredRun
 
 
 def as_all_normal(counts: dict[str, int], positive: str) -> list[list[int]]:
@@ -68,27 +65,28 @@ def published_confusion(key: str, spec: Spec, finding: dict | None) -> dict[str,
     }
 
 
-def reproduced_confusion(spec: Spec, table: PublishedTable, run: Run | None) -> dict[str, Any] | None:
+def reproduced_confusion(spec: Spec, table: PublishedTable, run: StoredRun | None) -> dict[str, Any] | None:
     """The run's validation confusion matrix at its end (of the table's fold for k-fold), and after which stage."""
     if run is None:
         return None
-    result = run.result
+    record = run.record
     if table.fold is not None:
-        folds = [f for f in result.get("folds") or [] if f.get("fold") == table.fold]
-        summary = folds[0].get("validation") if folds else None
+        summary = next((f.validation for f in record.folds if f.fold == table.fold), None)
     else:
-        summary = result.get("validation")
-    if not summary or not summary.get("confusion"):
+        summary = record.validation
+    if summary is None:
         return None
     stages = spec.bayesian.retrain if spec.kind == "bayesian_search" and spec.bayesian else spec.recipe.stages
     last_stage = stages[-1].name if stages else None
-    return {"matrix": summary["confusion"], "cells": summary.get("cells"), "stage": last_stage, "fold": table.fold}
+    return {"matrix": summary.confusion, "cells": summary.cells, "stage": last_stage, "fold": table.fold}
 
 
 # ----------------------------------------------------------------------------------------------------- views per spec
 
 
-def table_view(spec: Spec, key: str, table: PublishedTable, run: Run | None, findings: dict, figures: Figures) -> dict:
+def table_view(
+    spec: Spec, key: str, table: PublishedTable, run: StoredRun | None, findings: dict, figures: Figures
+) -> dict:
     """One printed table (Tables 4.1-4.4, 4.6-4.14): epochs side by side, a plot and confusion matrices."""
     epochs = run.epochs if run else []
     rows = table_rows(table, epochs)
@@ -103,7 +101,7 @@ def table_view(spec: Spec, key: str, table: PublishedTable, run: Run | None, fin
             "error_rate": spec.tolerance.accuracy,
             "f_beta": spec.tolerance.f_beta,
         },
-        "synthetic": bool(run and run.synthetic),
+        "synthetic": bool(run and run.record.synthetic),
         "has_time": "time" in table.columns,
         "rows": rows,
         "ran_epochs": bool(stage_epochs(table, epochs)),
@@ -125,7 +123,7 @@ def table_view(spec: Spec, key: str, table: PublishedTable, run: Run | None, fin
     return view
 
 
-def lr_find_view(spec: Spec, run: Run | None, figures: Figures) -> dict | None:
+def lr_find_view(spec: Spec, run: StoredRun | None, figures: Figures) -> dict | None:
     """The learning-rate finder (Figs 4.1, 4.3, 4.5, 4.6): the curve, the report's rate, fastai's suggestion."""
     if spec.recipe is None or not spec.recipe.lr_find:
         return None
@@ -140,7 +138,7 @@ def lr_find_view(spec: Spec, run: Run | None, figures: Figures) -> dict | None:
     return view
 
 
-def schedule_view(spec: Spec, run: Run | None) -> list[dict] | None:
+def schedule_view(spec: Spec, run: StoredRun | None) -> list[dict] | None:
     """Table 4.5 (progressive resizing): epochs per image size as printed, as the spec plans them and as run."""
     if not spec.published.schedule or spec.recipe is None:
         return None
@@ -162,7 +160,7 @@ def schedule_view(spec: Spec, run: Run | None) -> list[dict] | None:
     return rows
 
 
-def bayesian_view(spec: Spec, run: Run | None, findings: dict, figures: Figures) -> dict | None:
+def bayesian_view(spec: Spec, run: StoredRun | None, findings: dict, figures: Figures) -> dict | None:
     """Fig 4.12: the published probes (with the audit's exact yes/no) beside the reproduced ones."""
     if spec.kind != "bayesian_search":
         return None
@@ -177,7 +175,7 @@ def bayesian_view(spec: Spec, run: Run | None, findings: dict, figures: Figures)
         }
         for it in spec.published.bayesian
     ]
-    reproduced = list((run.result.get("probes") if run else None) or [])
+    reproduced = [dataclasses.asdict(p) for p in run.record.probes] if run else []
     count = max(len(published), len(reproduced))
     rows = [
         {
@@ -192,7 +190,7 @@ def bayesian_view(spec: Spec, run: Run | None, findings: dict, figures: Figures)
     return {
         "rows": rows,
         "published_best": spec.published.bayesian_best,
-        "reproduced_best": (run.result.get("best") if run else None),
+        "reproduced_best": run.record.best_probe if run else None,
         "bounds": spec.bayesian.bounds if spec.bayesian else {},
         "init_points": init_points,
         "n_iter": spec.bayesian.n_iter if spec.bayesian else None,
@@ -200,14 +198,7 @@ def bayesian_view(spec: Spec, run: Run | None, findings: dict, figures: Figures)
     }
 
 
-def _mean_std(values: list[float | None]) -> tuple[float, float] | None:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None
-    return statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
-
-
-def kfold_view(specs: dict[str, Spec], runs: dict[str, Run | None], figures: Figures) -> dict | None:
+def kfold_view(specs: dict[str, Spec], runs: dict[str, StoredRun | None], figures: Figures) -> dict | None:
     """Section 4.2.4 (Tables 4.9-4.13): per fold and mean ± std, the published folds beside every k-fold
     variant: weights carried over (kfold), independent folds, subject-grouped folds. The tables print the first
     cycle of each fold, so a variant's accuracy at the end of that cycle is the comparable figure; the end of the
@@ -233,16 +224,16 @@ def kfold_view(specs: dict[str, Spec], runs: dict[str, Run | None], figures: Fig
         if run is None:
             rows.append(_kfold_row(spec.id, what, None, None, [None] * folds, ran=False))
             continue
-        by_fold = {f.get("fold"): split_summary(f.get("validation")) or {} for f in run.result.get("folds") or []}
+        by_fold = {f.fold: f.validation for f in run.record.folds}
         cycle_ends = [[e for e in run.epochs if e.get("fold") == k and e.get("stage") == cycle] for k in range(folds)]
-        summary = run.result.get("kfold_summary") or {}
+        summary = run.record.kfold_summary
         rows.append(
             _kfold_row(
                 spec.id, what, f"end of {cycle}", "accuracy", [e[-1].get("accuracy") if e else None for e in cycle_ends]
             )
         )
         for metric in ("accuracy", "f_beta"):
-            values = [by_fold.get(k, {}).get(metric) for k in range(folds)]
+            values = [getattr(by_fold[k], metric) if by_fold.get(k) else None for k in range(folds)]
             rows.append(_kfold_row(spec.id, what, "end of fold", metric, values, summary.get(metric)))
     comparable = [r for r in rows if r["when"] == f"end of {cycle}" and r["metric"] == "accuracy"]
     return {
@@ -265,60 +256,54 @@ def _kfold_row(
         "metric": metric,
         "per_fold": values,
         "ran": ran,
-        "mean": tuple(stored) if stored else _mean_std(values),
+        "mean": tuple(stored)
+        if stored
+        else (mean_std(known) if (known := [v for v in values if v is not None]) else None),
     }
 
 
-def ensemble_view(spec: Spec, run: Run | None, figures: Figures) -> dict | None:
+def ensemble_view(spec: Spec, run: StoredRun | None, figures: Figures) -> dict | None:
     """Section 4.2.1: every combination's test accuracy against the published 87%."""
     if spec.kind != "ensemble" or spec.ensemble is None:
         return None
     published = percent(spec.published.test_accuracy)
-    stored = {tuple(e["members"]): e for e in ((run.result.get("ensembles") if run else None) or [])}
+    stored = {tuple(e.members): e for e in run.record.ensembles} if run else {}
     tolerance = spec.tolerance.test_accuracy
     combos = []
     for members in spec.ensemble.combinations:
-        entry = stored.get(tuple(members)) or {}
-        test = split_summary(entry.get("test"))
-        accuracy = test["accuracy"] if test else None
+        entry = stored.get(tuple(members))
+        test = entry.test if entry else None
+        accuracy = test.accuracy if test else None
         diff = accuracy - published if accuracy is not None and published is not None else None
         combos.append(
             {
                 "members": members,
-                "member_runs": entry.get("member_runs") or [],
+                "member_runs": entry.member_runs if entry else [],
                 "test": test,
-                "test_cells": entry.get("test_cells"),
-                "validation": split_summary(entry.get("validation")),
+                "test_cells": entry.test_cells if entry else None,
+                "validation": entry.validation if entry else None,
                 "difference": diff,
-                "verdict": verdict(diff, tolerance, run.synthetic if run else False),
+                "verdict": verdict(diff, tolerance, run.record.synthetic if run else False),
             }
         )
-    best = (run.result.get("best") if run else None) or {}
     image = figures.add(f"{spec.id}-test", plot_ensembles(combos, published, tolerance)) if run else None
     return {
         "published": published,
         "tolerance": tolerance,
         "combos": combos,
-        "best": best.get("members"),
+        "best": run.record.best_ensemble if run else None,
         "image": image,
     }
 
 
-def split_summary(summary: dict | None) -> dict | None:
-    """A stored validation or test summary with every key the templates read (missing ones None)."""
-    if not summary:
-        return None
-    return {k: summary.get(k) for k in SUMMARY_KEYS}
-
-
-def spec_view(spec: Spec, run: Run | None, findings: dict, figures: Figures) -> dict:
+def spec_view(spec: Spec, run: StoredRun | None, findings: dict, figures: Figures) -> dict:
     """Everything the report shows of one spec."""
     tables = sorted(spec.published.tables.items(), key=lambda kv: table_key_order(kv[0]))
     return {
         "spec": spec,
-        "run": run.info() if run else None,
-        "validation": split_summary(run.result.get("validation")) if run else None,
-        "test": split_summary(run.result.get("test")) if run else None,
+        "run": run_info(run) if run else None,
+        "validation": run.record.validation if run else None,
+        "test": run.record.test if run else None,
         "notes": [*spec.notes, *spec.published.notes],
         "lr_find": lr_find_view(spec, run, figures),
         "tables": [table_view(spec, key, table, run, findings, figures) for key, table in tables],
@@ -331,14 +316,14 @@ def spec_view(spec: Spec, run: Run | None, findings: dict, figures: Figures) -> 
 # ------------------------------------------------------------------------------------------------ summary, provenance
 
 
-def summary_view(specs: dict[str, Spec], runs: dict[str, Run | None], order: list[str]) -> list[dict]:
+def summary_view(specs: dict[str, Spec], runs: dict[str, StoredRun | None], order: list[str]) -> list[dict]:
     """The summary table: compare.summary_rows of every spec, and one "not run" line for a spec that has no
     published figure and no run."""
     rows = []
     for sid in order:
         run = runs[sid]
         found = summary_rows(
-            specs[sid], run.result if run else None, run.epochs if run else [], bool(run and run.synthetic)
+            specs[sid], run.record if run else None, run.epochs if run else [], bool(run and run.record.synthetic)
         )
         if not found:
             found = [
@@ -364,10 +349,28 @@ def _distinct(values) -> list:
     return out
 
 
-def provenance(runs: dict[str, Run | None], profile: str | None) -> dict[str, Any]:
+def run_info(run: StoredRun) -> dict[str, Any]:
+    """What the templates say about one run."""
+    r = run.record
+    return {
+        "id": run.dir.name,
+        "profile": r.profile,
+        "seed": r.seed,
+        "device": r.device,
+        "gpu": run.env.get("gpu"),
+        "seconds": r.seconds,
+        "pretrained": r.pretrained,
+        "synthetic": r.synthetic,
+        "finished": run.finished,
+        "train_cells": r.train_cells,
+        "valid_cells": r.valid_cells,
+    }
+
+
+def provenance(runs: dict[str, StoredRun | None], profile: str | None) -> dict[str, Any]:
     """Where the figures come from: data, profile, seeds, devices, libraries, code, dates and time."""
     done = [r for r in runs.values() if r is not None]
-    data = [r.meta.get("data") or {} for r in done]
+    records = [r.record for r in done]
     libraries: dict[str, list[str]] = {}
     for r in done:
         for name, version in (r.env.get("libraries") or {}).items():
@@ -379,20 +382,19 @@ def provenance(runs: dict[str, Run | None], profile: str | None) -> dict[str, An
         for r in done
     )
     finished = sorted(r.finished for r in done)
-    infos = [r.info() for r in done]
     return {
         "runs": len(done),
-        "synthetic": any(r.synthetic for r in done),
-        "synthetic_runs": [r.dir.name for r in done if r.synthetic],
-        "real_runs": [r.dir.name for r in done if not r.synthetic],
-        "data_roots": _distinct(d.get("root") for d in data),
-        "fingerprints": _distinct(d.get("fingerprint") for d in data),
+        "synthetic": any(r.synthetic for r in records),
+        "synthetic_runs": [r.run_id for r in records if r.synthetic],
+        "real_runs": [r.run_id for r in records if not r.synthetic],
+        "data_roots": _distinct(r.data_root for r in records),
+        "fingerprints": _distinct(r.data_fingerprint for r in records),
         "profile_asked": profile,
-        "profiles": _distinct(i["profile"] for i in infos),
-        "seeds": _distinct(i["seed"] for i in infos),
-        "devices": _distinct(i["device"] for i in infos),
+        "profiles": _distinct(r.profile for r in records),
+        "seeds": _distinct(r.seed for r in records),
+        "devices": _distinct(r.device for r in records),
         "gpus": _distinct(r.env.get("gpu") for r in done),
-        "pretrained": _distinct(i["pretrained"] for i in infos),
+        "pretrained": _distinct(r.pretrained for r in records),
         "python": _distinct(r.env.get("python") for r in done),
         "platforms": _distinct(r.env.get("platform") for r in done),
         "libraries": libraries,
@@ -400,7 +402,7 @@ def provenance(runs: dict[str, Run | None], profile: str | None) -> dict[str, An
         "code_versions": _distinct(r.env.get("code_version") for r in done),
         "first_finished": finished[0] if finished else None,
         "last_finished": finished[-1] if finished else None,
-        "seconds": sum(r.seconds for r in done),
+        "seconds": sum(r.seconds for r in records),
         "generated": dt.datetime.now(dt.UTC),
     }
 
@@ -423,7 +425,7 @@ def audit_view(findings: dict) -> dict[str, Any]:
 
 
 def build_context(
-    specs: dict[str, Spec], runs: dict[str, Run | None], findings: dict, figures: Figures, profile: str | None
+    specs: dict[str, Spec], runs: dict[str, StoredRun | None], findings: dict, figures: Figures, profile: str | None
 ) -> dict[str, Any]:
     """Everything the templates need, as plain numbers, texts and image names."""
     order = report_order(specs)

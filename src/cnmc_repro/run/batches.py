@@ -12,27 +12,18 @@ the same batches on any device. Batches come out as NCHW views of NHWC storage: 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cnmc_repro.spec.schema import Augmentation
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@dataclass(frozen=True)
-class Augment:
-    """Section 3.2.3, with fastai v1's ``get_transforms`` magnitudes where the report gives none."""
-
-    flip_horizontal: bool = True
-    flip_vertical: bool = True
-    max_rotate: float = 10.0  # degrees, fastai v1 default
-    p_rotate: float = 0.75  # fastai v1 ``p_affine``
-
-
-def augment_params(n: int, aug: Augment, gen: torch.Generator) -> torch.Tensor:
+def augment_params(n: int, aug: Augmentation, gen: torch.Generator) -> torch.Tensor:
     """One 2x3 affine matrix per image (flips and rotation composed), drawn on the CPU."""
     sx = torch.ones(n)
     sy = torch.ones(n)
@@ -80,7 +71,7 @@ class DeviceBatches:
         targets: np.ndarray | torch.Tensor,
         bs: int,
         shuffle: bool,
-        augment: Augment | None,
+        augment: Augmentation | None,
         seed: int,
         device: torch.device | str = "cpu",
         drop_last: bool | None = None,

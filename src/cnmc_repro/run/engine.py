@@ -15,14 +15,15 @@ from pathlib import Path
 
 from cnmc_repro.errors import UserError
 from cnmc_repro.paths import project_root
+from cnmc_repro.progress import Progress
 from cnmc_repro.run.keys import code_version, data_fingerprint, run_key
-from cnmc_repro.run.progress import Progress
 from cnmc_repro.spec.load import load_all, planned_epochs, resolve_ids
 from cnmc_repro.spec.profiles import Profile, get_profile, resolve
 from cnmc_repro.spec.schema import Spec
 from cnmc_repro.spec.strict import to_plain
 from cnmc_repro.store.environment import environment
-from cnmc_repro.store.folders import Store, load_json
+from cnmc_repro.store.folders import Store
+from cnmc_repro.store.record import RunRecord
 
 
 @dataclass
@@ -41,7 +42,9 @@ class Options:
 
 
 @dataclass
-class Outcome:
+class RunStatus:
+    """What became of one spec in an invocation: trained now, or an earlier finished run reused."""
+
     spec_id: str
     run_dir: Path
     ran: bool  # False when an earlier finished run was reused
@@ -111,7 +114,7 @@ class Engine:
             self._keys[spec_id] = run_key(parts)
         return self._keys[spec_id]
 
-    def run(self, ids: list[str]) -> list[Outcome]:
+    def run(self, ids: list[str]) -> list[RunStatus]:
         opts = self.options
         ids = order_with_members(resolve_ids(ids, self.specs), self.specs)
         units = {i: sum(e * (s / 64) ** 2 for e, s in planned_epochs(self.resolved(i))) for i in ids}
@@ -131,14 +134,14 @@ class Engine:
             done = None if opts.force else self.store.find(key)
             if done is not None:
                 progress.skip_run(spec_id, f"up to date ({done.name}); --force reruns it", units[spec_id])
-                outcomes.append(Outcome(spec_id, done, False, 0.0))
+                outcomes.append(RunStatus(spec_id, done, False, 0.0))
                 continue
             progress.start_run(spec_id, self.specs[spec_id].title)
             outcomes.append(self._execute(spec_id, key, progress, units[spec_id]))
         return outcomes
 
     def _context(self):
-        from cnmc_repro.run.experiments import Context
+        from cnmc_repro.run.context import Context
 
         if self._ctx is None:
             import torch
@@ -162,7 +165,7 @@ class Engine:
             )
         return self._ctx
 
-    def _execute(self, spec_id: str, key: str, progress: Progress, units: float) -> Outcome:
+    def _execute(self, spec_id: str, key: str, progress: Progress, units: float) -> RunStatus:
         import torch
 
         from cnmc_repro.run import experiments
@@ -171,29 +174,19 @@ class Engine:
         writer = self.store.begin(spec_id, self.profile.name, self.options.seed, key)
         writer.json(
             "spec.json",
-            {
-                "spec": to_plain(spec),
-                "profile": self.profile.name,
-                "seed": self.options.seed,
-                "run_key": key,
-                "data": {
-                    "root": str(self.dataset.root),
-                    "synthetic": self.dataset.synthetic,
-                    "fingerprint": self.fingerprint,
-                },
-                "pretrained": bool(spec.recipe and spec.recipe.pretrained),
-            },
+            {"run_key": key, "profile": self.profile.name, "seed": self.options.seed, "spec": to_plain(spec)},
         )
         writer.json("environment.json", environment(self.device))
         t0 = time.perf_counter()
+        extra: dict = {}
         try:
             if spec.kind == "ensemble":
-                members = {}
-                for combo in spec.ensemble.combinations:
-                    for m in combo:
-                        run_dir = self.store.find(self.key(m))
-                        members[m] = {**load_json(run_dir / "result.json"), "run_id": run_dir.name}
-                result = experiments.run_ensemble(spec, members)
+                members = {
+                    m: self.store.record(self.store.find(self.key(m)))
+                    for combo in spec.ensemble.combinations
+                    for m in combo
+                }
+                outcome = experiments.run_ensemble(spec, members)
             else:
                 ctx = self._context()
 
@@ -215,55 +208,36 @@ class Engine:
                 if self.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
                 prepared_before = ctx.prepare_seconds
-                result = experiments.RUNNERS[spec.kind](spec, ctx, writer)
-                result["prepare_seconds"] = ctx.prepare_seconds - prepared_before  # cells read or prepared
+                outcome = experiments.RUNNERS[spec.kind](spec, ctx, writer)
+                extra["prepare_seconds"] = ctx.prepare_seconds - prepared_before  # cells read or prepared
                 if self.device.startswith("cuda"):
-                    result["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated())
+                    extra["peak_gpu_memory_bytes"] = int(torch.cuda.max_memory_allocated())
         except BaseException:
             writer.abandon()
             raise
         seconds = time.perf_counter() - t0
-        result.update(
-            {
-                "spec": spec_id,
-                "kind": spec.kind,
-                "profile": self.profile.name,
-                "seed": self.options.seed,
-                "device": self.device,
-                "seconds": seconds,
-                "synthetic": self.dataset.synthetic,
-                "pretrained": bool(spec.recipe and spec.recipe.pretrained),
-            }
+        record = RunRecord.of(
+            outcome,
+            run_id=writer.run_id,
+            run_key=key,
+            spec=spec_id,
+            kind=spec.kind,
+            profile=self.profile.name,
+            seed=self.options.seed,
+            device=self.device,
+            pretrained=bool(spec.recipe and spec.recipe.pretrained),
+            synthetic=self.dataset.synthetic,
+            data_root=str(self.dataset.root),
+            data_fingerprint=self.fingerprint,
+            seconds=seconds,
+            **extra,
         )
-        final = writer.finish(result)
+        final = writer.finish(record)
         progress.note(f"done in {seconds:.1f}s -> {final}")
-        return Outcome(spec_id, final, True, seconds)
+        return RunStatus(spec_id, final, True, seconds)
 
 
-def run(ids: list[str] | None, options: Options) -> list[Outcome]:
+def run(ids: list[str] | None, options: Options) -> list[RunStatus]:
     specs = load_all()
     ids = resolve_ids(ids, specs) if ids else list(specs)  # an unknown table stops before any data is read
     return Engine(options).run(ids)
-
-
-def list_specs(options: Options) -> list[dict]:
-    """Every spec, what it reproduces, and its latest finished run (any profile)."""
-    specs = load_all()
-    store = Store(options.results) if Path(options.results).exists() else None
-    rows = []
-    for spec in specs.values():
-        latest = store.latest(spec.id) if store else None
-        meta = load_json(latest / "spec.json") if latest else None
-        rows.append(
-            {
-                "id": spec.id,
-                "kind": spec.kind,
-                "reproduces": ", ".join(
-                    [f"Table {t}" for t in spec.report.tables] or [f"section {spec.report.section}"]
-                ),
-                "title": spec.title,
-                "last_run": latest.name if latest else None,
-                "profile": meta.get("profile") if meta else None,
-            }
-        )
-    return rows

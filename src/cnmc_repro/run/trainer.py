@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 
@@ -257,7 +258,7 @@ class Trainer:
         model = self.learn.model
         model.eval()
         out = []
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _nothing()
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
         with autocast:
             for x, _ in batches.new(shuffle=False, drop_last=False):
                 out.append(torch.softmax(model(x).float(), dim=-1))
@@ -303,11 +304,3 @@ def set_rng_state(state: dict) -> None:
 
 def _quiet(*args, **kwargs) -> None:
     return None
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

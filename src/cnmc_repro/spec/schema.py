@@ -66,6 +66,8 @@ class FBeta:
 
 @dataclass(frozen=True)
 class Prepare:
+    """Section 3.2: crop to the informative part, histogram equalisation, resize (``data.prepare``)."""
+
     equalise: Literal["luma", "rgb", "none"] = "luma"
     resize: Literal["pad", "squash"] = "pad"
     crop_threshold: int = 0
@@ -73,10 +75,13 @@ class Prepare:
 
 @dataclass(frozen=True)
 class Augmentation:
+    """Section 3.2.3 (flips, rotation), with fastai v1's ``get_transforms`` magnitudes where the report gives
+    none; applied batch-wise on the device (``run.batches``)."""
+
     flip_horizontal: bool = True
     flip_vertical: bool = True
-    max_rotate: float = 10.0
-    p_rotate: float = 0.75
+    max_rotate: float = 10.0  # degrees, fastai v1's default
+    p_rotate: float = 0.75  # fastai v1's ``p_affine``
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Run folders under ``results/``: one object writes them all, atomically.
 
     results/<spec>-<profile>-seed<seed>-<time>/
-        spec.json         the resolved spec, profile, seed and the run key
+        spec.json         the resolved spec and the run key (written first)
         environment.json  git commit, library versions, device and driver
         epochs.jsonl      one line per finished epoch
         lr_find.json      the learning-rate finder's curve, where the spec asks for it
         checkpoint.pth    the final model weights
-        result.json       what the run measured (written last)
+        result.json       the run record (``record.RunRecord``): what the run measured, written last
 
 A run is written into ``results/.partial/<run id>/`` and renamed into place when it has finished, so an
 interrupted run never leaves a folder that looks finished; the next invocation removes it and starts the
@@ -20,17 +20,20 @@ and device type. A finished run with the same key is not redone.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
 import shutil
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cnmc_repro.atomic import write_atomic, write_json_atomic
+from cnmc_repro.store.record import RunRecord, parse, upgrade_v1
 
-SCHEMA_VERSION = 1
 PARTIAL = ".partial"
 RESUME = ".resume"
 
@@ -99,9 +102,10 @@ class RunWriter:
 
         write_atomic(self.dir / "checkpoint.pth", lambda f: torch.save(state, f))
 
-    def finish(self, result: dict[str, Any]) -> Path:
+    def finish(self, record: RunRecord) -> Path:
+        """Write ``result.json`` (last) and move the folder into place; the finished parts are dropped."""
         self._epochs.close()
-        self.json("result.json", {"schema_version": SCHEMA_VERSION, "run_id": self.run_id, **result})
+        self.json("result.json", record.to_json())
         final = self.store.root / self.run_id
         os.replace(self.dir, final)
         self.parts.clear()
@@ -111,32 +115,67 @@ class RunWriter:
         self._epochs.close()
 
 
+@dataclass
+class StoredRun:
+    """One finished run folder as the report and ``show`` read it: its record, environment, epochs and
+    learning-rate finder curve."""
+
+    dir: Path
+    record: RunRecord
+    env: dict[str, Any]  # environment.json
+    epochs: list[dict[str, Any]]  # epochs.jsonl
+    lr_find: dict[str, Any] | None  # lr_find.json: lrs, losses, suggestion
+
+    @property
+    def finished(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp((self.dir / "result.json").stat().st_mtime, dt.UTC)
+
+
 class Store:
+    """The finished runs under one results folder, found by run key or by spec."""
+
     def __init__(self, root: Path | str):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._records: dict[Path, RunRecord] = {}  # finished run folders never change
 
     def runs(self) -> list[Path]:
         """Finished run folders, oldest first (by the time in the run id, which survives copying)."""
+        if not self.root.is_dir():
+            return []
         return sorted((p for p in self.root.iterdir() if p.is_dir() and (p / "result.json").is_file()), key=_run_time)
 
-    def _newest(self, matches) -> Path | None:
-        """The newest finished run whose ``spec.json`` satisfies ``matches``."""
+    def record(self, run_dir: Path) -> RunRecord:
+        """The record of a finished run; one sentence naming the file if it cannot be read."""
+        if run_dir not in self._records:
+            path = run_dir / "result.json"
+            data = load_json(path)
+            if isinstance(data, dict) and data.get("schema_version") == 1:
+                data = upgrade_v1(data, load_json(run_dir / "spec.json") or {})
+            self._records[run_dir] = parse(data, path)
+        return self._records[run_dir]
+
+    def load(self, run_dir: Path) -> StoredRun:
+        return StoredRun(
+            dir=run_dir,
+            record=self.record(run_dir),
+            env=load_json(run_dir / "environment.json") or {},
+            epochs=load_epochs(run_dir),
+            lr_find=load_json(run_dir / "lr_find.json"),
+        )
+
+    def _newest(self, matches: Callable[[RunRecord], bool]) -> Path | None:
         for p in reversed(self.runs()):
-            meta = load_json(p / "spec.json")
-            if meta and matches(meta):
+            if matches(self.record(p)):
                 return p
         return None
 
     def find(self, key: str) -> Path | None:
         """The newest finished run with this key."""
-        return self._newest(lambda meta: meta.get("run_key") == key)
+        return self._newest(lambda r: r.run_key == key)
 
     def latest(self, spec_id: str, profile: str | None = None) -> Path | None:
-        """The newest finished run of a spec (for show and report)."""
-        return self._newest(
-            lambda meta: meta.get("spec", {}).get("id") == spec_id and profile in (None, meta.get("profile"))
-        )
+        """The newest finished run of a spec (of ``profile``, when given)."""
+        return self._newest(lambda r: r.spec == spec_id and profile in (None, r.profile))
 
     def begin(self, spec_id: str, profile: str, seed: int, key: str) -> RunWriter:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -171,8 +210,7 @@ def report_is_current(results_dir: Path) -> bool:
     outputs = [results_dir / "report.html", results_dir / "report.md"]
     if not all(p.is_file() for p in outputs):
         return False
-    runs = [p / "result.json" for p in Store(results_dir).runs()] if results_dir.is_dir() else []
-    newest = max((p.stat().st_mtime for p in runs), default=0.0)
+    newest = max(((p / "result.json").stat().st_mtime for p in Store(results_dir).runs()), default=0.0)
     return min(p.stat().st_mtime for p in outputs) >= newest
 
 

@@ -1,14 +1,27 @@
-"""Progress of long work on stderr: the run in hand out of all, its stage and epoch, and the time left.
+"""Progress of long work on stderr, through one mechanism (tqdm): a bar for loops over cells (hashing,
+preparing, writing the built-in data), and for runs a line per run and per epoch with the time left.
 
 Time left is projected from the work done so far, counted in image-epochs weighted by pixels (an epoch
-at 224 px weighs (224/64)^2 as much as one at 64 px).
+at 224 px weighs (224/64)^2 as much as one at 64 px). Lines go through ``tqdm.write``, so that they never
+break a bar that is being drawn.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from collections.abc import Iterable, Iterator
+from typing import TextIO, TypeVar
+
+from tqdm.auto import tqdm
+
+T = TypeVar("T")
+
+
+def bar(items: Iterable[T], desc: str, total: int | None = None, show: bool = True) -> Iterator[T]:
+    """``items`` with a progress bar on stderr (cells counted), drawn only on a terminal and when ``show``;
+    it is cleared when done."""
+    return iter(tqdm(items, desc=desc, total=total, unit="cell", disable=not show or None, leave=False))
 
 
 def _fmt(seconds: float) -> str:
@@ -29,7 +42,7 @@ class Progress:
 
     def say(self, text: str) -> None:
         if not self.quiet:
-            print(text, file=self.stream, flush=True)
+            tqdm.write(text, file=self.stream)
 
     def start_run(self, spec_id: str, what: str) -> None:
         self.index += 1

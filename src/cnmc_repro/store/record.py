@@ -1,0 +1,156 @@
+"""The run record: what one run measured and how it ran, as typed dataclasses (``result.json``).
+
+The experiments return an :class:`Outcome` (the figures); the engine adds who ran what where and stores a
+:class:`RunRecord`, the one record that the report, ``show``, ``list``, the regression check and the
+ensembles read back. Stored results are raw numbers with a schema version: a record of another version is
+not read as this one (:func:`parse`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cnmc_repro.analysis.metrics import Summary
+from cnmc_repro.errors import UserError
+from cnmc_repro.spec.strict import SpecError, build
+
+SCHEMA_VERSION = 2  # 2: the record is typed and holds the run key and data; 1: the result dict of 2026-11
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Every cell's class probability, in the order evaluated (the ensembles average these)."""
+
+    cells: list[str]  # paths relative to the data folder
+    targets: list[int]
+    prob_all: list[float]  # P(ALL), rounded to 7 digits
+
+
+@dataclass(frozen=True)
+class LrFind:
+    suggestion: float  # fastai's valley
+    iterations: int
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One fold of a k-fold run (section 4.2.4)."""
+
+    fold: int
+    train_cells: int
+    valid_cells: int
+    validation: Summary | None
+    test: Summary | None = None  # of this fold's model
+    predictions: dict[str, Predictions] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One probe of the Bayesian search (Fig 4.12): its hyper-parameters and validation accuracy."""
+
+    index: int
+    params: dict[str, float]
+    target: float
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """One combination of section 4.2.1: the mean of its members' stored probabilities."""
+
+    members: list[str]
+    member_runs: list[str]
+    test: Summary | None
+    validation: Summary | None
+    test_cells: int | None = None
+    validation_cells: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What an experiment measured: its final figures and, by kind, its folds, probes or ensembles."""
+
+    validation: Summary | None = None
+    test: Summary | None = None
+    predictions: dict[str, Predictions] = field(default_factory=dict)  # by split: validation, test
+    train_cells: int | None = None
+    valid_cells: int | None = None
+    lr_find: LrFind | None = None
+    folds: list[Fold] = field(default_factory=list)
+    kfold_summary: dict[str, tuple[float, float]] = field(default_factory=dict)  # mean and sd over folds
+    probes: list[Probe] = field(default_factory=list)
+    best_probe: Probe | None = None
+    ensembles: list[EnsembleResult] = field(default_factory=list)
+    best_ensemble: list[str] | None = None  # the members of the combination with the best test accuracy
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunRecord(Outcome):
+    """One finished run: its :class:`Outcome` and what ran, on which data, where and for how long."""
+
+    schema_version: int = SCHEMA_VERSION
+    run_id: str  # <spec>-<profile>-seed<seed>-<time>, the run folder's name
+    run_key: str  # the hash of everything that decides the figures
+    spec: str
+    kind: str
+    profile: str
+    seed: int
+    device: str
+    pretrained: bool
+    synthetic: bool
+    data_root: str
+    data_fingerprint: str
+    seconds: float  # the whole run
+    prepare_seconds: float = 0.0  # of which reading or preparing cells
+    peak_gpu_memory_bytes: int | None = None
+
+    @classmethod
+    def of(cls, outcome: Outcome, **header: Any) -> RunRecord:
+        return cls(**{f.name: getattr(outcome, f.name) for f in dataclasses.fields(Outcome)}, **header)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse(data: Any, path: Path | str) -> RunRecord:
+    """A stored record, checked: one sentence naming the file when it is not a record of this schema."""
+    if not isinstance(data, dict):
+        raise UserError(f"{path} is not a run record (not a JSON object); delete that run folder or rerun it")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        raise UserError(
+            f"{path} was written by {'a newer' if newer else 'an older'} version of the suite (record schema "
+            f"{version}, this one reads {SCHEMA_VERSION}); "
+            + ("upgrade the suite to read it" if newer else "run the spec again (python -m reproduce run ...)")
+        )
+    return from_json(RunRecord, data, path)
+
+
+def from_json(cls: type, data: Any, where: Path | str) -> Any:
+    """A record (or part of one, such as a finished fold) from its JSON, checked like a spec."""
+    try:
+        return build(cls, data, where)
+    except SpecError as e:
+        raise UserError(f"{e} (a damaged run record; delete that run folder or rerun it)") from None
+
+
+def upgrade_v1(result: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """A record of schema 1 (the result dict, with the run key and data in ``spec.json``) as schema 2."""
+    out = {k: v for k, v in result.items() if k != "best"}
+    best = result.get("best")
+    if result.get("kind") == "bayesian_search":
+        out["best_probe"] = best
+    elif result.get("kind") == "ensemble":
+        out["best_ensemble"] = best["members"] if best else None
+    data = meta.get("data") or {}
+    out.update(
+        schema_version=SCHEMA_VERSION,
+        run_key=meta.get("run_key", ""),
+        data_root=data.get("root", ""),
+        data_fingerprint=data.get("fingerprint", ""),
+    )
+    out.setdefault("run_id", "")
+    return out
