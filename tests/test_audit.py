@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from cnmc_repro.analysis import audit as A
+from cnmc_repro.analysis.audit import bayes, checks, printed, tables
+from cnmc_repro.run.bayesian import KEYS, random_probes
 from cnmc_repro.spec.load import load_all
 from cnmc_repro.spec.schema import BayesIteration, PublishedTable
 
@@ -91,8 +93,9 @@ def _prints_fbeta(tp: int, fp: int, fn: int, beta: int, printed: str) -> bool:
 
 def test_no_torch():
     code = (
-        "import sys; from cnmc_repro.analysis import audit as A; "
-        "A.bayes_opt_random_probes({'dp': (0.1, 0.7), 'lr': (1e-6, 0.01), 'wd': (0.01, 0.8)}, 1, 1); "
+        "import sys; from cnmc_repro.analysis import audit; "
+        "from cnmc_repro.analysis.audit.bayes import bayes_opt_random_probes; "
+        "bayes_opt_random_probes({'dp': (0.1, 0.7), 'lr': (1e-6, 0.01), 'wd': (0.01, 0.8)}, 1, 1); "
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -204,16 +207,16 @@ def test_bayesian_exact_iterations(doc):
     near = {it["index"]: it["max_abs_diff"] for it in b["iterations"] if not it["exact"]}
     assert set(near) == {8, 10} and all(d < 1e-3 for d in near.values())
     for it in b["iterations"]:
-        same = all(it["proposed"][k] == it["published"][k] for k in A.BAYES_KEYS)
+        same = all(it["proposed"][k] == it["published"][k] for k in KEYS)
         assert same == it["exact"]
 
 
 def test_bayes_opt_itself_draws_the_random_probes(specs):
     published = specs["bayesian_search"].published.bayesian
     bounds = {"dp": (0.1, 0.7), "lr": (1e-6, 0.01), "wd": (0.01, 0.8)}
-    draws = A.bayes_opt_random_probes(bounds, 1, 6)
+    draws = bayes.bayes_opt_random_probes(bounds, 1, 6)
     for p, d in zip(published[:6], draws, strict=True):
-        assert {k: repr(d[k]) for k in A.BAYES_KEYS} == {"dp": p.dp, "lr": p.lr, "wd": p.wd}
+        assert {k: repr(d[k]) for k in KEYS} == {"dp": p.dp, "lr": p.lr, "wd": p.wd}
 
 
 # ---------------------------------------------------------------- test accuracies
@@ -249,8 +252,8 @@ def test_spec_checks_are_consistent(doc):
 def test_spec_check_reports_a_wrong_value(specs, doc):
     alex = specs["alexnet"]
     wrong = {"alexnet": replace(alex, recipe=replace(alex.recipe, valid_size=2792))}
-    checks = A.spec_checks(wrong, doc["tables"], None)
-    vs = [c for c in checks if c["field"] == "recipe.valid_size"]
+    found = checks.spec_checks(wrong, doc["tables"], None)
+    vs = [c for c in found if c["field"] == "recipe.valid_size"]
     assert vs == [
         {
             "spec": "alexnet",
@@ -275,27 +278,27 @@ def test_document_is_json_and_renders(doc):
 
 
 def test_printed_value_and_rendering():
-    assert A.printed_value("0.847118") == (Fraction(847118, 10**6), 6)
-    assert A.printed_value("75.46%") == (Fraction(7546, 10**4), 4)
-    assert A.printed_value("87%") == (Fraction(87, 100), 2)
-    assert A.renders(Fraction(1, 3), "0.333333") and not A.renders(Fraction(1, 3), "0.333334")
-    assert A.ratio_rendering(2180, 2235, "0.975391") == "exact"
-    assert A.ratio_rendering(2180, 2235, "0.975392") == "float32"
-    assert A.ratio_rendering(2180, 2235, "0.975393") is None
+    assert printed.printed_value("0.847118") == (Fraction(847118, 10**6), 6)
+    assert printed.printed_value("75.46%") == (Fraction(7546, 10**4), 4)
+    assert printed.printed_value("87%") == (Fraction(87, 100), 2)
+    assert printed.renders(Fraction(1, 3), "0.333333") and not printed.renders(Fraction(1, 3), "0.333334")
+    assert printed.ratio_rendering(2180, 2235, "0.975391") == "exact"
+    assert printed.ratio_rendering(2180, 2235, "0.975392") == "float32"
+    assert printed.ratio_rendering(2180, 2235, "0.975393") is None
 
 
 def test_ratio_and_truncation_fits():
-    assert A.ratio_fits("50%", 4) == [2]
-    assert A.ratio_fits("66.67%", 3) == [2]
-    assert A.ratio_fits("66.66%", 3) == []
-    assert A.truncation_fits("66.66%", 3) == [2]
+    assert printed.ratio_fits("50%", 4) == [2]
+    assert printed.ratio_fits("66.67%", 3) == [2]
+    assert printed.ratio_fits("66.66%", 3) == []
+    assert printed.truncation_fits("66.66%", 3) == [2]
 
 
 def test_fbeta_helpers_agree():
     for tp, fp, fn in [(645, 30, 37), (1048, 99, 328), (1, 0, 0), (5, 7, 11)]:
         for beta in (1, 2):
-            assert abs(float(A.fbeta_exact(tp, fp, fn, beta)) - A.fbeta_fastai(tp, fp, fn, beta)) < 1e-6
-    assert A.fbeta_exact(0, 0, 0, 2) == 0 and A.fbeta_fastai(0, 0, 0, 2) == 0.0
+            assert abs(float(printed.fbeta_exact(tp, fp, fn, beta)) - printed.fbeta_fastai(tp, fp, fn, beta)) < 1e-6
+    assert printed.fbeta_exact(0, 0, 0, 2) == 0 and printed.fbeta_fastai(0, 0, 0, 2) == 0.0
 
 
 def _made_up(n: int, positives: int, beta: int, seed: int, epochs: int = 6):
@@ -308,14 +311,14 @@ def _made_up(n: int, positives: int, beta: int, seed: int, epochs: int = 6):
         tp, tn = positives - fn, n - positives - fp
         matrices.append({"tp": tp, "fp": fp, "fn": fn, "tn": tn})
         accs.append(f"{(tp + tn) / n:.6f}")
-        fbs.append(f"{float(A.fbeta_exact(tp, fp, fn, beta)):.6f}")
+        fbs.append(f"{float(printed.fbeta_exact(tp, fp, fn, beta)):.6f}")
     return matrices, accs, fbs
 
 
 def test_fit_valid_size_recovers_a_made_up_n():
     n = 1789  # prime: no smaller N shares its ratios
     matrices, accs, _ = _made_up(n, 600, 2, seed=3, epochs=8)
-    fit = A.fit_valid_size(accs, n_range=(100, 4000))
+    fit = tables.fit_valid_size(accs, n_range=(100, 4000))
     assert fit["valid_size"] == n
     assert fit["multiples"] == [2 * n]
     assert fit["non_multiples"] == [] and fit["float32_rows"] == []
@@ -323,7 +326,7 @@ def test_fit_valid_size_recovers_a_made_up_n():
 
 def test_fit_valid_size_reports_the_best_partial_fit():
     accs = [f"{k / 997:.6f}" for k in (800, 850, 900)] + ["0.123457"]  # the last row fits no k/997
-    fit = A.fit_valid_size(accs, n_range=(900, 1100))
+    fit = tables.fit_valid_size(accs, n_range=(900, 1100))
     assert fit["valid_size"] is None
     assert fit["best"]["n"] == 997 and fit["best"]["failing_rows"] == [3]
 
@@ -332,17 +335,17 @@ def test_solve_confusion_recovers_beta2_positives_and_matrices():
     n, positives = 1500, 480
     matrices, accs, fbs = _made_up(n, positives, 2, seed=7)
     correct = [m["tp"] + m["tn"] for m in matrices]
-    solutions = A.solve_confusion(n, correct, fbs, 2)
+    solutions = tables.solve_confusion(n, correct, fbs, 2)
     assert list(solutions) == [positives]
     assert solutions[positives] == matrices
-    assert A.solve_confusion(n, correct, fbs, 1) == {}
+    assert tables.solve_confusion(n, correct, fbs, 1) == {}
 
 
 def test_solve_confusion_beta1_gives_tp_and_a_range_of_p():
     n, positives = 1500, 480
     matrices, accs, fbs = _made_up(n, positives, 1, seed=11)
     correct = [m["tp"] + m["tn"] for m in matrices]
-    solutions = A.solve_confusion(n, correct, fbs, 1)
+    solutions = tables.solve_confusion(n, correct, fbs, 1)
     assert positives in solutions and len(solutions) > 1
     for sol in solutions.values():
         assert [m["tp"] for m in sol] == [m["tp"] for m in matrices]
@@ -356,7 +359,7 @@ def test_audit_table_on_a_made_up_table():
         columns=["epoch", "train_loss", "valid_loss", "accuracy", "f_beta"],
         rows=[f"{i} 0.1 0.1 {a} {f}" for i, (a, f) in enumerate(zip(accs, fbs, strict=True))],
     )
-    t = A.audit_table("9.9", "made_up", table, n_range=(100, 4000))
+    t = tables.audit_table("9.9", "made_up", table, n_range=(100, 4000))
     assert t["valid_size"] == n and t["beta"] == 2 and t["positives"] == positives
     assert t["epochs"] == matrices
     assert t["positive_fraction"] == round(positives / n, 6)
@@ -365,23 +368,21 @@ def test_audit_table_on_a_made_up_table():
 
 def test_random_state_search_on_made_up_probes():
     bounds = {"dp": (0.2, 0.6), "lr": (1e-5, 0.1), "wd": (0.0, 0.5)}
-    draws = A._draws(1234, bounds, 4)
-    published = [
-        BayesIteration(index=i, target="0.5", **{k: repr(d[k]) for k in A.BAYES_KEYS}) for i, d in enumerate(draws)
-    ]
+    draws = random_probes(bounds, 1234, 4)
+    published = [BayesIteration(index=i, target="0.5", **{k: repr(d[k]) for k in KEYS}) for i, d in enumerate(draws)]
     published.append(BayesIteration(index=4, target="0.5", dp="0.2", lr="0.1", wd="0.5"))
     published.append(BayesIteration(index=5, target="0.5", dp="0.6", lr="1e-05", wd="0.0"))
-    assert A.infer_bounds(published) == bounds
-    assert A.on_bounds(published, bounds) == {"dp": [4, 5], "lr": [4, 5], "wd": [4, 5]}
-    assert A.search_random_state(published, bounds, states=(1200, 1300)) == [1234]
-    assert A.leading_random_probes(published, bounds, 1234) == 4
-    via_bayes_opt = A.bayes_opt_random_probes(bounds, 1234, 4)
-    assert [{k: repr(d[k]) for k in A.BAYES_KEYS} for d in via_bayes_opt] == [
-        {k: repr(d[k]) for k in A.BAYES_KEYS} for d in draws
-    ]
+    assert bayes.infer_bounds(published) == bounds
+    assert bayes.on_bounds(published, bounds) == {"dp": [4, 5], "lr": [4, 5], "wd": [4, 5]}
+    assert bayes.search_random_state(published, bounds, states=(1200, 1300)) == [1234]
+    via_bayes_opt = bayes.bayes_opt_random_probes(bounds, 1234, 6)
+    printed_probes = [{k: getattr(p, k) for k in KEYS} for p in published]
+    proposed = [{k: repr(d[k]) for k in KEYS} for d in via_bayes_opt]
+    assert proposed[:4] == printed_probes[:4]  # bayes_opt itself draws the four random probes
+    assert proposed[4] != printed_probes[4]  # and not the guided one that follows: init_points is 4
 
 
 def test_suggest_class():
-    assert A.suggest_class(0.32) == "normal"
-    assert A.suggest_class(0.68) == "ALL"
-    assert A.suggest_class(0.49) is None
+    assert tables.suggest_class(0.32) == "normal"
+    assert tables.suggest_class(0.68) == "ALL"
+    assert tables.suggest_class(0.49) is None

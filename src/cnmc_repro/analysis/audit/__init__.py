@@ -1,0 +1,139 @@
+"""Audit of the printed figures of chapter 4: what the numbers say beyond what they show.
+
+The report prints fastai v1 training tables (Tables 4.1-4.4, 4.6-4.14), the bayes_opt log of Fig 4.12 and
+four test accuracies, but not the validation-set sizes, the F-beta's beta and positive class, the confusion
+matrices, nor the bounds and seed of the Bayesian search. The printed digits pin most of them down:
+
+1. fastai printed ``accuracy`` as correct/N (a float32) to six digits, so the smallest N for which every
+   accuracy of a table is some k/N is the table's validation size (:func:`tables.fit_valid_size`).
+2. fastai v1's ``FBeta`` is computed from the epoch's confusion matrix; with N known each epoch's errors
+   are known, and whole TP/FP/FN reproducing the printed f_beta exist for one beta and one number of
+   positives P only (:func:`tables.solve_confusion`). That also gives the confusion matrices.
+3. bayes_opt draws its first probes uniformly from the bounds with ``RandomState(random_state)``; the
+   bounds are the extremes of the probes that sit on them (Fig 4.12, iterations 6-10) and the seed is
+   found by search (:func:`bayes.search_random_state`). The guided probes are asked of bayes_opt 3.4 again
+   (:func:`bayes.guided_proposals`).
+4. The test accuracies are checked against the 1,867 cells of the test set (:func:`printed.ratio_fits`).
+
+``printed`` holds the arithmetic of a printed figure, ``tables`` the table solver, ``bayes`` the Bayesian
+set-up, ``checks`` the specs' fields against the audit. Every finding carries a ``basis``: what it rests on.
+:func:`audit` builds the JSON document, :func:`format_audit` renders it for a terminal. Nothing here needs torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnmc_repro.analysis.audit.bayes import audit_bayesian, bayes_opt_random_probes, guided_proposals  # noqa: F401
+from cnmc_repro.analysis.audit.checks import _kfold_checks, audit_test_accuracy, spec_checks
+from cnmc_repro.analysis.audit.tables import _shared_positives, audit_table, table_key_order
+from cnmc_repro.spec.schema import Spec
+
+
+def audit(specs: dict[str, Spec]) -> dict[str, Any]:
+    """The audit of every published table, the Bayesian search and the test accuracies, and the specs'
+    fields checked against it, as a JSON-ready document (see the module docstring)."""
+    tables: dict[str, dict[str, Any]] = {}
+    for spec in specs.values():
+        for key, table in spec.published.tables.items():
+            if "accuracy" in table.columns:
+                tables[key] = audit_table(key, spec.id, table)
+    tables = {k: tables[k] for k in sorted(tables, key=table_key_order)}
+    _shared_positives(specs, tables)
+    bayes = None
+    for spec in specs.values():
+        if spec.published.bayesian:
+            n = next((tables[k]["valid_size"] for k in spec.published.tables if k in tables), None)
+            bayes = audit_bayesian(spec, n)
+            break
+    tests = {
+        spec.id: audit_test_accuracy(spec.published.test_accuracy)
+        for spec in specs.values()
+        if spec.published.test_accuracy
+    }
+    kfold = {}
+    for spec in specs.values():
+        if spec.kind == "kfold" and any(k in tables for k in spec.published.tables):
+            kfold[spec.id] = _kfold_checks(spec, tables)[1]
+    return {
+        "tables": tables,
+        "kfold": kfold,
+        "bayesian": bayes,
+        "test_accuracy": tests,
+        "spec_checks": spec_checks(specs, tables, bayes),
+    }
+
+
+def format_audit(doc: dict[str, Any]) -> str:
+    """A terminal rendering of :func:`audit`'s document: a few lines per table, the Bayesian iterations with
+    exact yes/no, the test accuracies and the spec fields that disagree with the audit."""
+    lines = ["Audit of the printed figures (chapter 4)", ""]
+    for key, t in doc["tables"].items():
+        n = t["valid_size"]
+        lines.append(f"Table {key} ({t['spec']}): N = {n if n is not None else 'none fits'}")
+        lines.append(f"  {t['valid_size_note']}")
+        if t["beta_note"] != "no f_beta column":
+            pos = t["positives"]
+            if pos is not None:
+                ptext = f"P = {pos} ({t['positive_fraction']:.3f} of N, {t['positive_class'] or 'no class'})"
+            elif t["positives_range"]:
+                lo, hi = t["positives_range"]
+                ptext = f"P in {lo}..{hi} (not identifiable)"
+            else:
+                ptext = "P unknown"
+            lines.append(f"  beta = {t['beta'] if t['beta'] is not None else '?'} ({t['beta_note']}); {ptext}")
+            cms = [e for e in t["epochs"] if e is not None]
+            if cms:
+                lines.append(
+                    "  TP/FP/FN/TN: " + "  ".join(f"{e['tp']}/{e['fp']}/{e['fn']}/{e['tn']}" for e in t["epochs"] if e)
+                )
+            elif any(tp is not None for tp in t["true_positives"]):
+                lines.append("  TP: " + " ".join(str(tp) for tp in t["true_positives"]))
+            shared = t.get("epochs_if_shared")
+            if shared:
+                lines.append(
+                    f"  if the split is Table {shared['table']}'s (P = {shared['positives']}): TP/FP/FN/TN "
+                    + "  ".join(f"{e['tp']}/{e['fp']}/{e['fn']}/{e['tn']}" for e in shared["epochs"])
+                )
+        else:
+            lines.append("  no f_beta column")
+    for sid, info in doc.get("kfold", {}).items():
+        if info.get("cells"):
+            lines.append(
+                f"k-fold ({sid}): folds {info['fold_sizes']} add up to {info['cells']} cells "
+                f"(a split of the {info['dataset_cells']} training cells gives {info['dataset_fold_sizes']})"
+            )
+        if info.get("positives_basis"):
+            lines.append(f"  {info['positives_basis']}")
+    bayes = doc.get("bayesian")
+    if bayes:
+        lines += ["", "Bayesian search (Fig 4.12)"]
+        lines.append(
+            "  bounds "
+            + ", ".join(f"{k} {v[0]!r}..{v[1]!r}" for k, v in bayes["bounds"].items())
+            + f"; random_state {bayes['random_state']}; init_points {bayes['init_points']}; n_iter {bayes['n_iter']}"
+        )
+        for it in bayes["iterations"]:
+            mark = "yes" if it["exact"] else f"no (off by {it['max_abs_diff']:.3g})"
+            proposed = ", ".join(f"{k}={v}" for k, v in it["proposed"].items())
+            lines.append(f"  {it['index']:>2} exact {mark:<22} {it['source']}: {proposed}")
+        for name, s in bayes["settings"].items():
+            lines.append(f"  setting {name}: exact {s['exact']}")
+    lines += ["", "Test accuracies (1,867 test cells)"]
+    for sid, t in doc["test_accuracy"].items():
+        lines.append(f"  {sid}: {t['basis'][0]}")
+    checks = doc["spec_checks"]
+    disagreements = [c for c in checks if c["agrees"] is False]
+    undecided = [c for c in checks if c["agrees"] is None]
+    lines += [
+        "",
+        f"Spec fields checked: {len(checks)}; agreeing {sum(c['agrees'] is True for c in checks)}, "
+        f"disagreeing {len(disagreements)}, not decidable from the figures {len(undecided)}",
+    ]
+    for title, group in (("disagree", disagreements), ("cannot be decided", undecided)):
+        if group:
+            lines.append(f"  {title}:")
+        for c in group:
+            where = f" (Table {c['table']})" if c.get("table") else ""
+            lines.append(f"    {c['spec']} {c['field']}{where}: spec {c['spec_value']!r}, audit {c['audit_value']!r}")
+    return "\n".join(lines)
