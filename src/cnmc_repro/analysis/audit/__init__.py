@@ -16,34 +16,75 @@ matrices, nor the bounds and seed of the Bayesian search. The printed digits pin
 4. The test accuracies are checked against the 1,867 cells of the test set (:func:`printed.ratio_fits`).
 
 ``printed`` holds the arithmetic of a printed figure, ``tables`` the table solver, ``bayes`` the Bayesian
-set-up, ``checks`` the specs' fields against the audit. Every finding carries a ``basis``: what it rests on.
-:func:`audit` builds the JSON document, :func:`format_audit` renders it for a terminal. Nothing here needs torch.
+set-up, ``checks`` the k-fold folds, the test accuracies and the specs' fields against the audit; ``findings``
+the records with explicit states (:class:`BetaState`, :class:`Agreement`) that they return. Every finding
+carries a ``basis``: what it rests on, rendered from its numbers. :func:`audit_findings` gives the records,
+:func:`audit` the JSON document, :func:`format_audit` the terminal view.
+Nothing here needs torch.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from cnmc_repro.analysis.audit.bayes import audit_bayesian, bayes_opt_random_probes, guided_proposals  # noqa: F401
-from cnmc_repro.analysis.audit.checks import _kfold_checks, audit_test_accuracy, spec_checks
-from cnmc_repro.analysis.audit.tables import _shared_positives, audit_table, table_key_order
+from cnmc_repro.analysis.audit.bayes import BayesFinding, audit_bayesian
+from cnmc_repro.analysis.audit.checks import (
+    KFoldFinding,
+    TestAccuracyFinding,
+    audit_kfold,
+    audit_test_accuracy,
+    spec_checks,
+)
+from cnmc_repro.analysis.audit.findings import Agreement, BetaState, SpecCheck, TableFinding
+from cnmc_repro.analysis.audit.tables import audit_table, shared_positives, table_key_order
 from cnmc_repro.spec.schema import Spec
 
+__all__ = [
+    "Agreement",
+    "AuditFindings",
+    "BetaState",
+    "audit",
+    "audit_findings",
+    "format_audit",
+    "table_key_order",
+]
 
-def audit(specs: dict[str, Spec]) -> dict[str, Any]:
+
+@dataclass(frozen=True)
+class AuditFindings:
+    """Everything the audit finds: per printed table, per k-fold spec, the Bayesian search, per published test
+    accuracy, and the specs' fields checked against them."""
+
+    tables: dict[str, TableFinding]
+    kfold: dict[str, KFoldFinding]
+    bayesian: BayesFinding | None
+    test_accuracy: dict[str, TestAccuracyFinding]
+    spec_checks: list[SpecCheck]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tables": {k: t.to_json() for k, t in self.tables.items()},
+            "kfold": {k: f.to_json() for k, f in self.kfold.items()},
+            "bayesian": None if self.bayesian is None else self.bayesian.to_json(),
+            "test_accuracy": {k: t.to_json() for k, t in self.test_accuracy.items()},
+            "spec_checks": [c.to_json() for c in self.spec_checks],
+        }
+
+
+def audit_findings(specs: dict[str, Spec]) -> AuditFindings:
     """The audit of every published table, the Bayesian search and the test accuracies, and the specs'
-    fields checked against it, as a JSON-ready document (see the module docstring)."""
-    tables: dict[str, dict[str, Any]] = {}
+    fields checked against it (see the module docstring)."""
+    tables: dict[str, TableFinding] = {}
     for spec in specs.values():
         for key, table in spec.published.tables.items():
             if "accuracy" in table.columns:
                 tables[key] = audit_table(key, spec.id, table)
-    tables = {k: tables[k] for k in sorted(tables, key=table_key_order)}
-    _shared_positives(specs, tables)
+    tables = shared_positives(specs, {k: tables[k] for k in sorted(tables, key=table_key_order)})
     bayes = None
     for spec in specs.values():
         if spec.published.bayesian:
-            n = next((tables[k]["valid_size"] for k in spec.published.tables if k in tables), None)
+            n = next((tables[k].valid_size for k in spec.published.tables if k in tables), None)
             bayes = audit_bayesian(spec, n)
             break
     tests = {
@@ -51,17 +92,17 @@ def audit(specs: dict[str, Spec]) -> dict[str, Any]:
         for spec in specs.values()
         if spec.published.test_accuracy
     }
-    kfold = {}
-    for spec in specs.values():
-        if spec.kind == "kfold" and any(k in tables for k in spec.published.tables):
-            kfold[spec.id] = _kfold_checks(spec, tables)[1]
-    return {
-        "tables": tables,
-        "kfold": kfold,
-        "bayesian": bayes,
-        "test_accuracy": tests,
-        "spec_checks": spec_checks(specs, tables, bayes),
+    kfold = {
+        spec.id: audit_kfold(spec, tables)
+        for spec in specs.values()
+        if spec.kind == "kfold" and any(k in tables for k in spec.published.tables)
     }
+    return AuditFindings(tables, kfold, bayes, tests, spec_checks(specs, tables, bayes))
+
+
+def audit(specs: dict[str, Spec]) -> dict[str, Any]:
+    """:func:`audit_findings` as the JSON-ready document that ``reproduce audit --json`` prints and the report reads."""
+    return audit_findings(specs).to_json()
 
 
 def format_audit(doc: dict[str, Any]) -> str:
@@ -72,7 +113,7 @@ def format_audit(doc: dict[str, Any]) -> str:
         n = t["valid_size"]
         lines.append(f"Table {key} ({t['spec']}): N = {n if n is not None else 'none fits'}")
         lines.append(f"  {t['valid_size_note']}")
-        if t["beta_note"] != "no f_beta column":
+        if BetaState.of(t) is not BetaState.NO_F_BETA_COLUMN:
             pos = t["positives"]
             if pos is not None:
                 ptext = f"P = {pos} ({t['positive_fraction']:.3f} of N, {t['positive_class'] or 'no class'})"
@@ -123,11 +164,11 @@ def format_audit(doc: dict[str, Any]) -> str:
     for sid, t in doc["test_accuracy"].items():
         lines.append(f"  {sid}: {t['basis'][0]}")
     checks = doc["spec_checks"]
-    disagreements = [c for c in checks if c["agrees"] is False]
-    undecided = [c for c in checks if c["agrees"] is None]
+    groups = Agreement.group(checks)
+    disagreements, undecided = groups[Agreement.DISAGREES], groups[Agreement.UNDECIDABLE]
     lines += [
         "",
-        f"Spec fields checked: {len(checks)}; agreeing {sum(c['agrees'] is True for c in checks)}, "
+        f"Spec fields checked: {len(checks)}; agreeing {len(groups[Agreement.AGREES])}, "
         f"disagreeing {len(disagreements)}, not decidable from the figures {len(undecided)}",
     ]
     for title, group in (("disagree", disagreements), ("cannot be decided", undecided)):

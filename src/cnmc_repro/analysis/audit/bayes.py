@@ -10,6 +10,7 @@ under the engine's own configuration (``cnmc_repro.run.bayesian``) and two other
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -153,49 +154,162 @@ def target_counts(published: list[BayesIteration], n: int) -> list[int | None]:
     return out
 
 
-def audit_bayesian(spec: Spec, valid_size: int | None = None) -> dict[str, Any]:
+# ------------------------------------------------------------------------------------------------ findings
+
+
+@dataclass(frozen=True)
+class ProbeFinding:
+    """One iteration of Fig 4.12: the printed probe (``published``: target, dp, lr, wd as printed) beside the
+    one bayes_opt proposes (``proposed``, as reprs) and where that comes from (``source``)."""
+
+    index: int
+    published: dict[str, str]
+    proposed: dict[str, str]
+    source: str
+
+    @property
+    def exact(self) -> bool:
+        """Digit for digit: the repr of every proposed value is the printed string."""
+        return all(self.proposed[k] == self.published[k] for k in KEYS)
+
+    @property
+    def max_abs_diff(self) -> float:
+        return max(abs(float(self.proposed[k]) - float(self.published[k])) for k in KEYS)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "published": self.published,
+            "proposed": self.proposed,
+            "source": self.source,
+            "exact": self.exact,
+            "max_abs_diff": self.max_abs_diff,
+        }
+
+
+@dataclass(frozen=True)
+class SettingFinding:
+    """The guided probes proposed under one of GUIDED_SETTINGS, and the iterations they give exactly."""
+
+    description: str
+    exact: list[int]
+    proposed: list[dict[str, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"description": self.description, "exact": self.exact, "proposed": self.proposed}
+
+
+@dataclass(frozen=True)
+class BayesFinding:
+    """Bounds, random_state and init_points of Fig 4.12's search (:func:`audit_bayesian`). Without a unique
+    random_state (``seed_unique`` false) nothing is proposed again: no init_points, iterations nor settings."""
+
+    bounds: dict[str, tuple[float, float]]
+    bounds_printed_at: dict[str, list[int]]
+    random_state_candidates: list[int]
+    probes: int  # how many iterations Fig 4.12 prints
+    init_points: int | None = None
+    iterations: list[ProbeFinding] = field(default_factory=list)
+    settings: dict[str, SettingFinding] = field(default_factory=dict)
+    target_counts: list[int | None] | None = None  # each printed target as a float32 k/target_valid_size
+    target_valid_size: int | None = None
+    seed_range: tuple[int, int] = SEED_RANGE
+
+    @property
+    def seed_unique(self) -> bool:
+        return len(self.random_state_candidates) == 1
+
+    @property
+    def random_state(self) -> int | None:
+        return self.random_state_candidates[0] if self.seed_unique else None
+
+    @property
+    def n_iter(self) -> int | None:
+        return None if self.init_points is None else self.probes - self.init_points
+
+    @property
+    def exact(self) -> list[int]:
+        return [it.index for it in self.iterations if it.exact]
+
+    @property
+    def basis(self) -> list[str]:
+        """What the finding rests on, one sentence per step."""
+        (lo, hi), seeds = self.seed_range, self.random_state_candidates
+        basis = [
+            "bounds: the smallest and largest printed value of each parameter; they are printed by the guided "
+            "probes "
+            + "; ".join(
+                f"{k} {self.bounds[k][0]!r}..{self.bounds[k][1]!r} at iterations {self.bounds_printed_at[k]}"
+                for k in KEYS
+            ),
+            f"random_state: searched {lo}..{hi} for RandomState(seed).uniform(low, high) draws in bayes_opt's key "
+            f"order {list(KEYS)} equal to iteration 0 digit for digit: {seeds}",
+        ]
+        if not self.seed_unique or self.init_points is None:
+            basis.append("the random_state is not unique: no probes are proposed again")
+            return basis
+        init = self.init_points
+        basis.append(
+            f"init_points: bayes_opt 3.4 (BayesianOptimization(pbounds, random_state={self.random_state})"
+            f".random_sample) proposes iterations 0..{init - 1} digit for digit and its next draw is not iteration "
+            f"{init}: {init} random probes, then {self.n_iter} guided ones"
+        )
+        basis.append(
+            "guided probes: bayes_opt 3.4 asked to suggest each of them after registering the printed probes and "
+            f"targets before it (optimizer.register), under {len(self.settings)} settings; exact under each: "
+            + "; ".join(f"{name} {s.exact}" for name, s in self.settings.items())
+        )
+        if self.target_counts is not None:
+            counts = self.target_counts
+            basis.append(
+                f"targets: {sum(c is not None for c in counts)} of {len(counts)} printed targets are the float32 "
+                f"k/{self.target_valid_size} digit for digit (Table 4.14's validation size)"
+            )
+        return basis
+
+    def to_json(self) -> dict[str, Any]:
+        doc = {
+            "bounds": {k: list(self.bounds[k]) for k in KEYS},
+            "bounds_printed_at": self.bounds_printed_at,
+            "random_state_candidates": self.random_state_candidates,
+            "random_state": self.random_state,
+            "init_points": self.init_points,
+            "n_iter": self.n_iter,
+            "iterations": [it.to_json() for it in self.iterations],
+            "settings": {name: s.to_json() for name, s in self.settings.items()},
+            "exact": self.exact,
+            "basis": self.basis,
+        }
+        if self.target_counts is not None:
+            doc.update(target_counts=self.target_counts, target_valid_size=self.target_valid_size)
+        return doc
+
+
+# ------------------------------------------------------------------------------------------------ the audit
+
+
+def audit_bayesian(spec: Spec, valid_size: int | None = None) -> BayesFinding:
     """Bounds, random_state and init_points of Fig 4.12's search, and which of its probes bayes_opt 3.4
-    proposes again digit for digit (random probes, and guided ones under each of GUIDED_SETTINGS)."""
+    proposes again digit for digit (random probes, and guided ones under each of GUIDED_SETTINGS); with the
+    validation size of Table 4.14, which k/N each printed target is."""
     published = list(spec.published.bayesian)
     bounds = infer_bounds(published)
-    sitting = on_bounds(published, bounds)
-    seeds = search_random_state(published, bounds)
-    basis = [
-        "bounds: the smallest and largest printed value of each parameter; they are printed by the guided probes "
-        + "; ".join(f"{k} {bounds[k][0]!r}..{bounds[k][1]!r} at iterations {sitting[k]}" for k in KEYS),
-        f"random_state: searched {SEED_RANGE[0]}..{SEED_RANGE[1]} for RandomState(seed).uniform(low, high) draws "
-        f"in bayes_opt's key order {list(KEYS)} equal to iteration 0 digit for digit: {seeds}",
-    ]
-    doc: dict[str, Any] = {
-        "bounds": {k: list(bounds[k]) for k in KEYS},
-        "bounds_printed_at": sitting,
-        "random_state_candidates": seeds,
-        "random_state": seeds[0] if len(seeds) == 1 else None,
-        "init_points": None,
-        "n_iter": None,
-        "iterations": [],
-        "settings": {},
-        "exact": [],
-        "basis": basis,
-    }
-    if len(seeds) != 1:
-        basis.append("the random_state is not unique: no probes are proposed again")
-        return doc
-    seed = seeds[0]
+    finding = BayesFinding(
+        bounds=bounds,
+        bounds_printed_at=on_bounds(published, bounds),
+        random_state_candidates=search_random_state(published, bounds),
+        probes=len(published),
+    )
+    seed = finding.random_state
+    if seed is None:
+        return finding
     random_probes = bayes_opt_random_probes(bounds, seed, len(published))
     init_points = 0
     for p, q in zip(published, random_probes, strict=True):
         if _reprs(q) != _probe_values(p):
             break
         init_points += 1
-    doc["init_points"] = init_points
-    doc["n_iter"] = len(published) - init_points
-    basis.append(
-        f"init_points: bayes_opt 3.4 (BayesianOptimization(pbounds, random_state={seed}).random_sample) proposes "
-        f"iterations 0..{init_points - 1} digit for digit and its next draw is not iteration {init_points}: "
-        f"{init_points} random probes, then {len(published) - init_points} guided ones"
-    )
-    settings: dict[str, Any] = {}
+    settings: dict[str, SettingFinding] = {}
     for name, text in GUIDED_SETTINGS.items():
         proposals = guided_proposals(published, bounds, seed, init_points, name)
         exact = [
@@ -203,44 +317,23 @@ def audit_bayesian(spec: Spec, valid_size: int | None = None) -> dict[str, Any]:
             for p, q in zip(published[init_points:], proposals, strict=True)
             if all(repr(q[k]) == getattr(p, k) for k in KEYS)
         ]
-        settings[name] = {"description": text, "exact": exact, "proposed": [_reprs(q) for q in proposals]}
-    doc["settings"] = settings
-    primary = settings[PRIMARY_SETTING]
+        settings[name] = SettingFinding(description=text, exact=exact, proposed=[_reprs(q) for q in proposals])
     iterations = []
     for p in published:
         if p.index < init_points:
-            proposed, source = random_probes[p.index], "random draw"
-            proposed_text = _reprs(proposed)
+            proposed, source = _reprs(random_probes[p.index]), "random draw"
         else:
-            proposed_text = primary["proposed"][p.index - init_points]
-            source = PRIMARY_SETTING
-        exact = all(proposed_text[k] == getattr(p, k) for k in KEYS)
-        iterations.append(
-            {
-                "index": p.index,
-                "published": {"target": p.target, **_probe_values(p)},
-                "proposed": proposed_text,
-                "source": source,
-                "exact": exact,
-                "max_abs_diff": max(abs(float(proposed_text[k]) - float(getattr(p, k))) for k in KEYS),
-            }
-        )
-    doc["iterations"] = iterations
-    doc["exact"] = [it["index"] for it in iterations if it["exact"]]
-    basis.append(
-        "guided probes: bayes_opt 3.4 asked to suggest each of them after registering the printed probes and "
-        f"targets before it (optimizer.register), under {len(settings)} settings; exact under each: "
-        + "; ".join(f"{name} {s['exact']}" for name, s in settings.items())
+            proposed, source = settings[PRIMARY_SETTING].proposed[p.index - init_points], PRIMARY_SETTING
+        printed = {"target": p.target, **_probe_values(p)}
+        iterations.append(ProbeFinding(index=p.index, published=printed, proposed=proposed, source=source))
+    return replace(
+        finding,
+        init_points=init_points,
+        iterations=iterations,
+        settings=settings,
+        target_counts=target_counts(published, valid_size) if valid_size else None,
+        target_valid_size=valid_size or None,
     )
-    if valid_size:
-        counts = target_counts(published, valid_size)
-        doc["target_counts"] = counts
-        doc["target_valid_size"] = valid_size
-        basis.append(
-            f"targets: {sum(c is not None for c in counts)} of {len(counts)} printed targets are the float32 "
-            f"k/{valid_size} digit for digit (Table 4.14's validation size)"
-        )
-    return doc
 
 
 def _reprs(point: dict[str, float]) -> dict[str, str]:

@@ -1,46 +1,185 @@
-"""The specs' fields checked against the audit, the k-fold folds (Fig 4.9, Tables 4.9-4.13) and the test
-accuracies (sections 4.1.1-4.2.1) against the 1,867 test cells of section 3.1."""
+"""The specs' fields checked against the audit (:func:`spec_checks`), the k-fold folds (Fig 4.9, Tables
+4.9-4.13; :func:`audit_kfold`) and the test accuracies (sections 4.1.1-4.2.1; :func:`audit_test_accuracy`)
+against the cells of section 3.1, with the records they give and the prose rendered from them.
+
+The k-fold folds have no validation size of their own: their audited sizes are folds of a split of M cells
+(floor/ceil(M/folds)), which the printed folds pin down and which a split of the 10,661 training cells does
+not give. A test accuracy is some k/1867 printed to its digits, rounded or, failing that, cut off.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import TYPE_CHECKING, Any
 
+from cnmc_repro.analysis.audit.findings import Agreement, BetaState, SpecCheck, TableFinding
 from cnmc_repro.analysis.audit.printed import printed_value, ratio_fits, truncation_fits
 from cnmc_repro.analysis.audit.tables import class_shares, table_key_order
 from cnmc_repro.run.bayesian import KEYS
 from cnmc_repro.spec.dataset import published_dataset
 from cnmc_repro.spec.schema import Spec
 
+if TYPE_CHECKING:
+    from cnmc_repro.analysis.audit.bayes import BayesFinding
 
-def audit_test_accuracy(printed: str, n: int | None = None) -> dict[str, Any]:
-    """Which k/n print as a published test accuracy (sections 4.1.1-4.2.1 against the 1,867 test cells of
-    section 3.1): rounded to the printed digits (``fits``) and, failing that, cut off (``fits_truncated``)."""
-    n = n if n is not None else published_dataset().cells("prelim_test")
-    fits = ratio_fits(printed, n)
-    truncated = truncation_fits(printed, n)
-    value, digits = printed_value(printed)
-    nearest = round(float(value) * n)
-    pct_digits = max(0, digits - 2)
-    nearest_text = f"{100 * nearest / n:.{pct_digits}f}%"
-    window = n * 10.0**-digits  # the expected number of k/n in a window one printed unit wide
-    if fits:
-        text = f"{printed} is k/{n} for {_k_text(fits)}"
-    else:
-        text = f"{printed} is no k/{n}: the nearest, {nearest}/{n} = {100 * nearest / n:.6f}%, prints as {nearest_text}"
-        if truncated:
-            text += (
-                f"; cut off rather than rounded, {_k_text(truncated)} gives {printed} (a window of one printed "
-                f"unit holds {window:.2f} values k/{n} on average, so this is suggestive, not proof)"
+
+@dataclass(frozen=True)
+class KFoldFinding:
+    """The k-fold folds (Fig 4.9, Tables 4.9-4.13): their audited sizes, the cells M they split (floor/ceil of
+    M/folds), the positives every fold can hold, and what a split of the training cells would give."""
+
+    tables: list[str]
+    fold_sizes: list[int | None]
+    folds: int
+    dataset_cells: int
+    class_shares: dict[str, float]
+    cells_candidates: list[int] = field(default_factory=list)
+    positives_ranges: list[list[int]] | None = None  # each fold's F1 range of P, when every fold has one
+
+    @property
+    def sizes_known(self) -> bool:
+        return bool(self.fold_sizes) and all(s is not None for s in self.fold_sizes)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.fold_sizes) == self.folds
+
+    @property
+    def cells(self) -> int | None:
+        return sum(self.fold_sizes) if self.sizes_known and self.complete else None
+
+    @property
+    def dataset_fold_sizes(self) -> list[int]:
+        return sorted({self.dataset_cells // self.folds, -(-self.dataset_cells // self.folds)})
+
+    @property
+    def _positives_bounds(self) -> tuple[int, int]:
+        # every fold holds q or q+1 positives: q in [max lo - 1, min hi], so every fold's P in [max lo - 1, min hi + 1]
+        ranges = self.positives_ranges or []
+        return max(r[0] for r in ranges) - 1, min(r[1] for r in ranges) + 1
+
+    @property
+    def positives_per_fold(self) -> list[int] | None:
+        lo, hi = self._positives_bounds
+        return [lo, hi] if lo < hi else None
+
+    @property
+    def positives_basis(self) -> str:
+        lo, hi = self._positives_bounds
+        sizes = self.fold_sizes
+        return (
+            "StratifiedKFold (Fig 4.9) gives every fold q or q+1 positives; the folds' F1 ranges of P "
+            + ", ".join(f"{k}: {r[0]}..{r[1]}" for k, r in zip(self.tables, self.positives_ranges or [], strict=True))
+            + (
+                f" leave every fold {lo}..{hi} positives ({lo / max(sizes):.3f}..{hi / min(sizes):.3f} of a fold; "
+                + ", ".join(f"{c} {v:.3f}" for c, v in self.class_shares.items())
+                + " of the training cells)"
+                if lo < hi
+                else " are incompatible"
             )
-    return {
-        "printed": printed,
-        "test_cells": n,
-        "fits": fits,
-        "is_ratio": bool(fits),
-        "fits_truncated": truncated,
-        "nearest": {"k": nearest, "printed": nearest_text},
-        "basis": [f"k/{n} rounded to the printed {pct_digits} decimal(s) of a percentage: {text}"],
-    }
+        )
+
+    @property
+    def sizes_text(self) -> str:
+        """The folds' sizes as a spec check's audit value for ``recipe.valid_size``."""
+        cells = self.cells
+        return f"folds of {', '.join(map(str, self.fold_sizes))} cells (Tables {', '.join(self.tables)})" + (
+            f" = 1/{self.folds} of {cells} cells" if cells else ""
+        )
+
+    @property
+    def sizes_note(self) -> str:
+        cells = self.cells
+        return (
+            f"k-fold folds have no valid_size; a {self.folds}-fold split of the {self.dataset_cells} training cells "
+            f"(section 3.1) has folds of {'/'.join(map(str, self.dataset_fold_sizes))}"
+            + (f", the printed folds add up to {cells}" if cells else "")
+        )
+
+    @property
+    def folds_text(self) -> str:
+        """The cells M the fold sizes split, as a spec check's audit value for ``kfold.folds``."""
+        if not self.cells_candidates:
+            return "no M fits"
+        return f"fold sizes {self.fold_sizes} are floor/ceil(M/{self.folds}) for M in {self.cells_candidates}"
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"tables": self.tables, "fold_sizes": self.fold_sizes, "folds": self.folds}
+        if not self.sizes_known:
+            return doc
+        doc.update(cells=self.cells, cells_candidates=self.cells_candidates, dataset_cells=self.dataset_cells)
+        if self.positives_ranges is not None:
+            doc["positives_per_fold"] = self.positives_per_fold
+            doc["positives_basis"] = self.positives_basis
+        doc["dataset_fold_sizes"] = self.dataset_fold_sizes
+        return doc
+
+
+# ------------------------------------------------------------------------------------------------ test accuracies
+
+
+class RatioState(Enum):
+    """How a published test accuracy relates to the ratios k/n of the test cells."""
+
+    ROUNDED = "some k/n rounds to it"
+    TRUNCATED = "no k/n rounds to it, some k/n cut off gives it"
+    NEITHER = "no k/n rounds or cuts off to it"
+
+
+@dataclass(frozen=True)
+class TestAccuracyFinding:
+    """Which k/n print as a published test accuracy (``checks.audit_test_accuracy``): rounded to the printed
+    digits (``fits``) and, failing that, cut off (``fits_truncated``); ``nearest`` is the k nearest to it."""
+
+    printed: str
+    test_cells: int
+    fits: list[int]
+    fits_truncated: list[int]
+    nearest: int
+
+    @property
+    def state(self) -> RatioState:
+        if self.fits:
+            return RatioState.ROUNDED
+        return RatioState.TRUNCATED if self.fits_truncated else RatioState.NEITHER
+
+    @property
+    def nearest_printed(self) -> str:
+        return f"{100 * self.nearest / self.test_cells:.{self._pct_digits}f}%"
+
+    @property
+    def _pct_digits(self) -> int:
+        return max(0, printed_value(self.printed)[1] - 2)
+
+    @property
+    def basis(self) -> list[str]:
+        printed, n, nearest = self.printed, self.test_cells, self.nearest
+        window = n * 10.0 ** -printed_value(printed)[1]  # the expected number of k/n in a window one unit wide
+        if self.state is RatioState.ROUNDED:
+            text = f"{printed} is k/{n} for {_k_text(self.fits)}"
+        else:
+            text = (
+                f"{printed} is no k/{n}: the nearest, {nearest}/{n} = {100 * nearest / n:.6f}%, prints as "
+                f"{self.nearest_printed}"
+            )
+        if self.state is RatioState.TRUNCATED:
+            text += (
+                f"; cut off rather than rounded, {_k_text(self.fits_truncated)} gives {printed} (a window of one "
+                f"printed unit holds {window:.2f} values k/{n} on average, so this is suggestive, not proof)"
+            )
+        return [f"k/{n} rounded to the printed {self._pct_digits} decimal(s) of a percentage: {text}"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "printed": self.printed,
+            "test_cells": self.test_cells,
+            "fits": self.fits,
+            "is_ratio": self.state is RatioState.ROUNDED,
+            "fits_truncated": self.fits_truncated,
+            "nearest": {"k": self.nearest, "printed": self.nearest_printed},
+            "basis": self.basis,
+        }
 
 
 def _k_text(ks: list[int]) -> str:
@@ -51,138 +190,114 @@ def _k_text(ks: list[int]) -> str:
     return f"k in {ks}"
 
 
-def _check(spec: str, fld: str, spec_value: Any, audit_value: Any, agrees: bool | None, **extra: Any) -> dict[str, Any]:
-    return {"spec": spec, "field": fld, "spec_value": spec_value, "audit_value": audit_value, "agrees": agrees, **extra}
+# ------------------------------------------------------------------------------------------------ the audits
 
 
-def _kfold_checks(spec: Spec, tables: dict[str, dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """K-fold (Fig 4.9, Tables 4.9-4.13): the folds have no valid_size; their audited sizes N_i are folds of
-    a split of M cells (floor/ceil(M/folds)), so M is their sum when every fold is printed."""
+def audit_kfold(spec: Spec, tables: dict[str, TableFinding]) -> KFoldFinding:
+    """The folds of a k-fold spec (Fig 4.9, Tables 4.9-4.13): their audited sizes N_i, the cells M they split
+    (every fold floor/ceil(M/folds); M is their sum when every fold is printed) and the positives every fold
+    can hold, given each fold's F1 range of P."""
     folds = spec.kfold.folds if spec.kfold else 5
-    train_cells = published_dataset().cells("train")
     keys = sorted((k for k in spec.published.tables if k in tables), key=table_key_order)
-    sizes = [tables[k]["valid_size"] for k in keys]
-    checks: list[dict[str, Any]] = []
-    info: dict[str, Any] = {"tables": keys, "fold_sizes": sizes, "folds": folds}
-    if not sizes or any(s is None for s in sizes):
-        return checks, info
-    complete = len(sizes) == folds
+    sizes = [tables[k].valid_size for k in keys]
+    finding = KFoldFinding(
+        tables=keys,
+        fold_sizes=sizes,
+        folds=folds,
+        dataset_cells=published_dataset().cells("train"),
+        class_shares=class_shares(),
+    )
+    if not finding.sizes_known:
+        return finding
+    known = [s for s in sizes if s is not None]
     candidates = [
         m
-        for m in range(folds * min(sizes) - folds, folds * max(sizes) + folds + 1)
-        if all(s in (m // folds, -(-m // folds)) for s in sizes)
+        for m in range(folds * min(known) - folds, folds * max(known) + folds + 1)
+        if all(s in (m // folds, -(-m // folds)) for s in known)
     ]
-    cells = sum(sizes) if complete else None
-    info.update({"cells": cells, "cells_candidates": candidates, "dataset_cells": train_cells})
-    ranges = [tables[k]["positives_range"] for k in keys]
-    if all(r is not None for r in ranges):
-        # every fold holds q or q+1 positives: q in [max lo - 1, min hi], so every fold's P in [max lo - 1, min hi + 1]
-        lo, hi = max(r[0] for r in ranges) - 1, min(r[1] for r in ranges) + 1
-        info["positives_per_fold"] = [lo, hi] if lo < hi else None
-        info["positives_basis"] = (
-            "StratifiedKFold (Fig 4.9) gives every fold q or q+1 positives; the folds' F1 ranges of P "
-            + ", ".join(f"{k}: {r[0]}..{r[1]}" for k, r in zip(keys, ranges, strict=True))
-            + (
-                f" leave every fold {lo}..{hi} positives ({lo / max(sizes):.3f}..{hi / min(sizes):.3f} of a fold; "
-                + ", ".join(f"{c} {v:.3f}" for c, v in class_shares().items())
-                + " of the training cells)"
-                if lo < hi
-                else " are incompatible"
-            )
-        )
-    expected = sorted({train_cells // folds, -(-train_cells // folds)})
-    info["dataset_fold_sizes"] = expected
+    ranges = [tables[k].positives_range for k in keys]
+    every_range = [r for r in ranges if r is not None]
+    return replace(
+        finding, cells_candidates=candidates, positives_ranges=every_range if len(every_range) == len(keys) else None
+    )
+
+
+def kfold_checks(spec: Spec, kfold: KFoldFinding) -> list[SpecCheck]:
+    """``recipe.valid_size`` (a fraction for k-fold) against the folds a split of the training cells gives,
+    and ``kfold.folds`` against the cells M the printed fold sizes split; none when a fold's size is unknown."""
+    if not kfold.sizes_known:
+        return []
     valid_size = spec.recipe.valid_size if spec.recipe else None
-    checks.append(
-        _check(
+    cells = kfold.cells
+    return [
+        SpecCheck(
             spec.id,
             "recipe.valid_size",
             valid_size,
-            f"folds of {', '.join(map(str, sizes))} cells (Tables {', '.join(keys)})"
-            + (f" = 1/{folds} of {cells} cells" if cells else ""),
-            all(s in expected for s in sizes),
-            note=(
-                f"k-fold folds have no valid_size; a {folds}-fold split of the {train_cells} training cells "
-                f"(section 3.1) has folds of {'/'.join(map(str, expected))}"
-                + (f", the printed folds add up to {cells}" if cells else "")
-            ),
-        )
-    )
-    checks.append(
-        _check(
+            kfold.sizes_text,
+            Agreement.of(all(s in kfold.dataset_fold_sizes for s in kfold.fold_sizes)),
+            note=kfold.sizes_note,
+        ),
+        SpecCheck(
             spec.id,
             "kfold.folds",
-            folds,
-            f"fold sizes {sizes} are floor/ceil(M/{folds}) for M in {candidates}" if candidates else "no M fits",
-            bool(candidates) and (cells is None or cells in candidates),
-        )
-    )
-    return checks, info
+            kfold.folds,
+            kfold.folds_text,
+            Agreement.of(bool(kfold.cells_candidates) and (cells is None or cells in kfold.cells_candidates)),
+        ),
+    ]
 
 
-def spec_checks(
-    specs: dict[str, Spec], tables: dict[str, dict[str, Any]], bayes: dict[str, Any] | None
-) -> list[dict[str, Any]]:
+def spec_checks(specs: dict[str, Spec], tables: dict[str, TableFinding], bayes: BayesFinding | None) -> list[SpecCheck]:
     """The specs' recipe fields against the audit: valid_size, f_beta.beta and f_beta.positive per table,
     and the Bayesian search's bounds, random_state, init_points and n_iter."""
-    checks: list[dict[str, Any]] = []
+    checks: list[SpecCheck] = []
     for spec in specs.values():
         keys = sorted((k for k in spec.published.tables if k in tables), key=table_key_order)
         if spec.recipe is None or not keys:
             continue
         if spec.kind == "kfold":
-            checks.extend(_kfold_checks(spec, tables)[0])
+            checks.extend(kfold_checks(spec, audit_kfold(spec, tables)))
         for key in keys:
             t = tables[key]
             if spec.kind != "kfold":
                 vs = spec.recipe.valid_size
                 checks.append(
-                    _check(spec.id, "recipe.valid_size", vs, t["valid_size"], vs == t["valid_size"], table=key)
+                    SpecCheck(spec.id, "recipe.valid_size", vs, t.valid_size, Agreement.of(vs == t.valid_size), key)
                 )
-            if t["beta_note"] == "no f_beta column":
+            if t.beta_state is BetaState.NO_F_BETA_COLUMN:
                 continue
             fb = spec.recipe.f_beta
-            checks.append(
-                _check(
-                    spec.id,
-                    "recipe.f_beta.beta",
-                    fb.beta,
-                    t["beta"],
-                    None if t["beta"] is None else fb.beta == t["beta"],
-                    table=key,
-                )
-            )
-            cls = t["positive_class"]
-            checks.append(
-                _check(
-                    spec.id,
-                    "recipe.f_beta.positive",
-                    fb.positive,
-                    cls if cls else _positive_text(t),
-                    None if cls is None else fb.positive == cls,
-                    table=key,
-                )
-            )
+            agrees = Agreement.of(fb.beta == t.beta, decidable=t.beta is not None)
+            checks.append(SpecCheck(spec.id, "recipe.f_beta.beta", fb.beta, t.beta, agrees, key))
+            cls = t.positive_class
+            agrees = Agreement.of(fb.positive == cls, decidable=cls is not None)
+            audit_value = cls or t.positive_text
+            checks.append(SpecCheck(spec.id, "recipe.f_beta.positive", fb.positive, audit_value, agrees, key))
     if bayes is not None:
         spec = next((s for s in specs.values() if s.bayesian is not None and s.published.bayesian), None)
         if spec is not None and spec.bayesian is not None:
             for k in KEYS:
                 b = spec.bayesian.bounds.get(k)
                 sv = [b.low, b.high] if b else None
-                av = bayes["bounds"][k]
-                checks.append(_check(spec.id, f"bayesian.bounds.{k}", sv, av, sv == av))
+                av = list(bayes.bounds[k])
+                checks.append(SpecCheck(spec.id, f"bayesian.bounds.{k}", sv, av, Agreement.of(sv == av)))
             for fld in ("random_state", "init_points", "n_iter"):
                 sv = getattr(spec.bayesian, fld)
-                av = bayes.get(fld)
-                checks.append(_check(spec.id, f"bayesian.{fld}", sv, av, None if av is None else sv == av))
+                av = getattr(bayes, fld)
+                checks.append(SpecCheck(spec.id, f"bayesian.{fld}", sv, av, Agreement.of(sv == av, av is not None)))
     return checks
 
 
-def _positive_text(t: dict[str, Any]) -> str | None:
-    shares = "/".join(f"{v:.3f}" for v in class_shares().values())
-    if t.get("positive_fraction_range"):
-        lo, hi = t["positive_fraction_range"]
-        return f"P/N in {lo:.3f}..{hi:.3f}: no single class share (normal/ALL {shares}) fits"
-    if t.get("positive_fraction") is not None:
-        return f"P/N = {t['positive_fraction']:.3f} matches neither class share (normal/ALL {shares})"
-    return None
+def audit_test_accuracy(printed: str, n: int | None = None) -> TestAccuracyFinding:
+    """Which k/n print as a published test accuracy (sections 4.1.1-4.2.1 against the 1,867 test cells of
+    section 3.1, or ``n``): rounded to the printed digits (``fits``) and, failing that, cut off
+    (``fits_truncated``)."""
+    n = n if n is not None else published_dataset().cells("prelim_test")
+    return TestAccuracyFinding(
+        printed=printed,
+        test_cells=n,
+        fits=ratio_fits(printed, n),
+        fits_truncated=truncation_fits(printed, n),
+        nearest=round(float(printed_value(printed)[0]) * n),
+    )

@@ -11,10 +11,18 @@ printed training table (Tables 4.1-4.4, 4.6-4.14), from its printed accuracy (an
 from __future__ import annotations
 
 import functools
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 
+from cnmc_repro.analysis.audit.findings import (
+    BestFit,
+    BetaState,
+    Confusion,
+    SharedSplit,
+    SizeFit,
+    TableFinding,
+)
 from cnmc_repro.analysis.audit.printed import accuracy_count, fbeta_rendering, printed_value, row_rendering
 from cnmc_repro.spec.dataset import published_dataset
 from cnmc_repro.spec.schema import PublishedTable, Spec
@@ -35,18 +43,16 @@ def class_shares() -> dict[str, float]:
 
 def fit_valid_size(
     accuracies: list[str], error_rates: list[str] | None = None, n_range: tuple[int, int] = N_RANGE
-) -> dict[str, Any]:
+) -> SizeFit:
     """The validation sizes N (in ``n_range``) for which every printed accuracy is some k/N.
 
     fastai v1 printed ``accuracy`` (and ``error_rate``) as a float32 correct/N to six digits; a row fits N
     when the rational k/N or its float32 quotient rounds to the printed digits. Multiples of a fitting N fit
     trivially (2k/2N); two fitting N that are not multiples of one another would make the answer ambiguous.
 
-    Returns ``valid_size`` (the smallest N fitting every row, or None), ``candidates`` (all such N),
-    ``multiples`` and ``non_multiples`` of the smallest, ``exact_candidates`` (N fitting every row with the
-    rational k/N, no float32 needed), ``float32_rows`` (rows that fit ``valid_size`` only as a float32),
-    ``best`` (the N fitting most rows and the rows it fails, exact or float32) and ``best_exact`` (the same
-    for the rational k/N alone).
+    The :class:`SizeFit` holds the smallest N fitting every row (``valid_size``, or None), all such N, the
+    N fitting with the rational k/N alone (no float32 needed), the rows that fit ``valid_size`` only as a
+    float32, and the N fitting most rows, exact or float32 (``best``) and rational alone (``best_exact``).
     """
     errs = error_rates if error_rates is not None else [None] * len(accuracies)
     ns = np.arange(n_range[0], n_range[1] + 1)
@@ -62,46 +68,42 @@ def fit_valid_size(
             any_ok[i, j] = mode is not None
             exact_ok[i, j] = mode == "exact"
 
-    def best_of(ok: np.ndarray) -> dict[str, Any]:
+    def best_of(ok: np.ndarray) -> BestFit:
         counts = ok.sum(axis=0)
         j = int(np.argmax(counts))  # the first, so the smallest N among the best
-        return {
-            "n": int(ns[j]),
-            "rows_fit": int(counts[j]),
-            "rows": len(accuracies),
-            "failing_rows": [i for i in range(len(accuracies)) if not ok[i, j]],
-        }
+        failing = [i for i in range(len(accuracies)) if not ok[i, j]]
+        return BestFit(n=int(ns[j]), rows_fit=int(counts[j]), rows=len(accuracies), failing_rows=failing)
 
     candidates = [int(n) for n in ns[any_ok.all(axis=0)]] if accuracies else []
     exact_candidates = [int(n) for n in ns[exact_ok.all(axis=0)]] if accuracies else []
     smallest = candidates[0] if candidates else None
-    out: dict[str, Any] = {
-        "valid_size": smallest,
-        "candidates": candidates,
-        "multiples": [n for n in candidates[1:] if smallest and n % smallest == 0],
-        "non_multiples": [n for n in candidates[1:] if smallest and n % smallest != 0],
-        "exact_candidates": exact_candidates,
-        "float32_rows": [],
-        "best": best_of(any_ok),
-        "best_exact": best_of(exact_ok),
-        "range": list(n_range),
-    }
+    float32_rows = []
     if smallest is not None:
         j = smallest - n_range[0]
-        out["float32_rows"] = [i for i in range(len(accuracies)) if not exact_ok[i, j]]
-    return out
+        float32_rows = [i for i in range(len(accuracies)) if not exact_ok[i, j]]
+    return SizeFit(
+        valid_size=smallest,
+        candidates=candidates,
+        multiples=[n for n in candidates[1:] if smallest and n % smallest == 0],
+        non_multiples=[n for n in candidates[1:] if smallest and n % smallest != 0],
+        exact_candidates=exact_candidates,
+        float32_rows=float32_rows,
+        best=best_of(any_ok),
+        best_exact=best_of(exact_ok),
+        range=n_range,
+    )
 
 
-def _matrix(n: int, errors: int, positives: int, tp: int) -> dict[str, int] | None:
+def _matrix(n: int, errors: int, positives: int, tp: int) -> Confusion | None:
     fn = positives - tp
     fp = errors - fn
     tn = n - tp - fp - fn
     if min(tp, fn, fp, tn) < 0:
         return None
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    return Confusion(tp=tp, fp=fp, fn=fn, tn=tn)
 
 
-def solve_confusion(n: int, correct: list[int], fbeta: list[str], beta: int) -> dict[int, list[dict[str, int]]]:
+def solve_confusion(n: int, correct: list[int], fbeta: list[str], beta: int) -> dict[int, list[Confusion]]:
     """Every number of positives P for which each epoch has a whole confusion matrix that prints its f_beta.
 
     With N cells, k correct (E = N - k errors) and P positives, FN = P - TP and FP = E - FN, so
@@ -131,7 +133,7 @@ def solve_confusion(n: int, correct: list[int], fbeta: list[str], beta: int) -> 
             valid = (tp >= 0) & (fn >= 0) & (fp >= 0) & (tn >= 0)
             ok |= valid & (np.abs(val - f) <= 0.5 * 10.0**-digits + _PREFILTER_SLACK)
         alive &= ok
-    solutions: dict[int, list[dict[str, int]]] = {}
+    solutions: dict[int, list[Confusion]] = {}
     for p in (int(x) for x in np.flatnonzero(alive)):
         epochs = matrices_at(n, correct, fbeta, beta, p)
         if epochs is not None:
@@ -139,7 +141,7 @@ def solve_confusion(n: int, correct: list[int], fbeta: list[str], beta: int) -> 
     return solutions
 
 
-def matrices_at(n: int, correct: list[int], fbeta: list[str], beta: int, positives: int) -> list[dict[str, int]] | None:
+def matrices_at(n: int, correct: list[int], fbeta: list[str], beta: int, positives: int) -> list[Confusion] | None:
     """The confusion matrix of every epoch given N, the numbers correct, beta and the positives P, each one
     recomputing its printed f_beta (exact or as fastai's float32); None when some epoch has none."""
     b2 = beta * beta
@@ -151,7 +153,7 @@ def matrices_at(n: int, correct: list[int], fbeta: list[str], beta: int, positiv
         found = None
         for tp in (tp0, tp0 - 1, tp0 + 1):
             m = _matrix(n, errors, positives, tp)
-            if m is not None and fbeta_rendering(m["tp"], m["fp"], m["fn"], beta, printed):
+            if m is not None and fbeta_rendering(m.tp, m.fp, m.fn, beta, printed):
                 found = m
                 break
         if found is None:
@@ -160,164 +162,81 @@ def matrices_at(n: int, correct: list[int], fbeta: list[str], beta: int, positiv
     return epochs
 
 
-def suggest_class(fraction: float) -> str | None:
-    """The class whose share of the training cells (section 3.1: 7,272 ALL, 3,389 normal, ~2.15:1) lies
-    within CLASS_TOLERANCE of ``fraction``, or None."""
-    for name, share in class_shares().items():
+def suggest_class(fraction: float, shares: dict[str, float] | None = None) -> str | None:
+    """The class whose share of the training cells (section 3.1: 7,272 ALL, 3,389 normal, ~2.15:1; or
+    ``shares``) lies within CLASS_TOLERANCE of ``fraction``, or None."""
+    for name, share in (shares or class_shares()).items():
         if abs(fraction - share) <= CLASS_TOLERANCE:
             return name
     return None
 
 
 def _cells(table: PublishedTable) -> list[dict[str, str]]:
-    rows = []
-    for line in table.rows:
-        cells = line.split()
-        rows.append(dict(zip(table.columns, cells, strict=True)))
-    return rows
+    return [dict(zip(table.columns, line.split(), strict=True)) for line in table.rows]
 
 
-def _list_ints(ns: list[int], most: int = 6) -> str:
-    text = ", ".join(str(n) for n in ns[:most])
-    return text + (", ..." if len(ns) > most else "")
-
-
-def audit_table(key: str, spec_id: str, table: PublishedTable, n_range: tuple[int, int] = N_RANGE) -> dict[str, Any]:
+def audit_table(key: str, spec_id: str, table: PublishedTable, n_range: tuple[int, int] = N_RANGE) -> TableFinding:
     """Validation size, beta, positives and confusion matrices of one printed table (Tables 4.1-4.4, 4.6-4.14)."""
     rows = _cells(table)
     accuracies = [r["accuracy"] for r in rows]
     error_rates = [r["error_rate"] for r in rows] if "error_rate" in table.columns else None
     fbetas = [r["f_beta"] for r in rows] if "f_beta" in table.columns else None
     fit = fit_valid_size(accuracies, error_rates, n_range)
-    n = fit["valid_size"]
-    basis: list[str] = []
-    entry: dict[str, Any] = {
-        "spec": spec_id,
-        "caption": table.caption,
-        "rows": len(rows),
-        "valid_size": n,
-        "valid_size_candidates": fit["candidates"],
-        "valid_size_unique": bool(n is not None and not fit["non_multiples"]),
-        "valid_size_exact": fit["exact_candidates"][0] if fit["exact_candidates"] else None,
-        "float32_rows": fit["float32_rows"],
-        "best_fit": fit["best"],
-        "best_exact_fit": fit["best_exact"],
-    }
-    what = "accuracy and error_rate" if error_rates else "accuracy"
-    lo, hi = n_range
-    if n is None:
-        best = fit["best"]
-        note = (
-            f"no N in {lo}..{hi} makes every printed {what} of Table {key} a k/N; N={best['n']} fits "
-            f"{best['rows_fit']} of {best['rows']} rows (failing rows {best['failing_rows']})"
-        )
-    else:
-        note = f"N={n} is the smallest of {lo}..{hi} for which every printed {what} is k/N to six digits"
-        if fit["multiples"]:
-            note += f"; its multiples {_list_ints(fit['multiples'])} fit too (2k/2N is k/N)"
-        if fit["non_multiples"]:
-            note += f"; AMBIGUOUS: {_list_ints(fit['non_multiples'])} fit and are not multiples of {n}"
-        else:
-            note += "; no other N fits: unique up to multiples"
-        if fit["float32_rows"]:
-            be = fit["best_exact"]
-            note += f"; row(s) {fit['float32_rows']} fit only as fastai's float32 quotient, not as the rational k/N"
-            if not fit["exact_candidates"]:
-                note += (
-                    f" (with the rational alone no N fits every row: N={be['n']} fits {be['rows_fit']} of "
-                    f"{be['rows']}, failing rows {be['failing_rows']})"
-                )
-    entry["valid_size_note"] = note
-    basis.append(
-        f"fastai v1 prints {what} as a float32 correct/N to six digits; searched N = {lo}..{hi} with every "
-        f"row's k/N (rational or float32 quotient) rounded to the printed digits: {note}"
-    )
+    n = fit.valid_size
     correct: list[int] | None = None
     if n is not None:
         counts = [accuracy_count(n, a) for a in accuracies]
         correct = [c[0] for c in counts if c is not None]  # every row fits n, so none is None
-    entry["correct"] = correct
-    entry["errors"] = [n - k for k in correct] if correct is not None and n is not None else None
 
-    beta = positives = None
-    fits: dict[int, dict[int, list[dict[str, int]]]] = {}
-    epochs: list[dict[str, int] | None] = [None] * len(rows)
+    beta = positives = positives_range = None
+    fits: dict[int, dict[int, list[Confusion]]] = {}
+    epochs: list[Confusion | None] = [None] * len(rows)
     true_positives: list[int | None] = [None] * len(rows)
-    positives_range = None
     if fbetas is None:
-        entry["beta_note"] = "no f_beta column"
-        basis.append(f"Table {key} prints no f_beta: beta, positives and confusion matrices cannot be inferred")
+        state = BetaState.NO_F_BETA_COLUMN
     elif n is None or correct is None:
-        entry["beta_note"] = "validation size unknown"
+        state = BetaState.VALID_SIZE_UNKNOWN
     else:
-        for b in BETAS:
-            fits[b] = solve_confusion(n, correct, fbetas, b)
+        fits = {b: solve_confusion(n, correct, fbetas, b) for b in BETAS}
         fitting = [b for b in BETAS if fits[b]]
-        if len(fitting) == 1:
+        state = BetaState.ONE_FITS if len(fitting) == 1 else BetaState.SEVERAL_FIT if fitting else BetaState.NONE_FITS
+        if state is BetaState.ONE_FITS:
             beta = fitting[0]
-            entry["beta_note"] = f"only beta={beta} gives whole TP/FP/FN/TN for every epoch at N={n}"
-        elif fitting:
-            entry["beta_note"] = f"undetermined: beta {fitting} all give whole confusion matrices"
-        else:
-            entry["beta_note"] = "neither beta=1 nor beta=2 gives whole confusion matrices for every epoch"
-        for b in BETAS:
-            ps = sorted(fits[b])
-            what_p = f"P={ps[0]}" if len(ps) == 1 else (f"P in {ps[0]}..{ps[-1]} ({len(ps)} values)" if ps else "no P")
-            basis.append(
-                f"beta={b}: F = (1+b^2)TP/(2TP+(b^2-1)P+E) with E = N - correct; whole TP/FP/FN/TN reproducing "
-                f"every printed f_beta of Table {key} at 6 digits (recomputed from the integers, exact or as "
-                f"fastai's float32): {what_p}"
-            )
-        if beta is not None:
             ps = sorted(fits[beta])
             positives_range = [ps[0], ps[-1]]
             if len(ps) == 1:
                 positives = ps[0]
                 epochs = list(fits[beta][positives])
-            per_epoch = [{sol[i]["tp"] for sol in fits[beta].values()} for i in range(len(rows))]
+            per_epoch = [{sol[i].tp for sol in fits[beta].values()} for i in range(len(rows))]
             true_positives = [next(iter(s)) if len(s) == 1 else None for s in per_epoch]
-    entry["beta"] = beta
-    entry["betas_fitting"] = [b for b in BETAS if fits.get(b)]
-    entry["positives"] = positives
-    entry["positives_range"] = positives_range
-    frac = None
+
+    shares = class_shares()
+    positive_class = compatible = None
     if positives is not None and n:
-        frac = positives / n
-        entry["positive_fraction"] = round(frac, 6)
-        entry["positive_fraction_range"] = None
+        positive_class = suggest_class(positives / n, shares)
     elif positives_range is not None and n:
-        entry["positive_fraction"] = None
-        entry["positive_fraction_range"] = [round(positives_range[0] / n, 6), round(positives_range[1] / n, 6)]
-    else:
-        entry["positive_fraction"] = None
-        entry["positive_fraction_range"] = None
-    shares = ", ".join(f"{c} {s:.3f}" for c, s in class_shares().items())
-    if frac is not None:
-        cls = suggest_class(frac)
-        entry["positive_class"] = cls
-        basis.append(
-            f"P/N = {positives}/{n} = {frac:.3f}; the training cells' class shares are {shares} (section 3.1): "
-            + (f"the positive class looks like {cls}" if cls else "P/N matches neither class share")
-        )
-    elif entry["positive_fraction_range"] is not None:
-        lo_f, hi_f = entry["positive_fraction_range"]
-        inside = [c for c, s in class_shares().items() if lo_f - CLASS_TOLERANCE <= s <= hi_f + CLASS_TOLERANCE]
-        entry["positive_class"] = inside[0] if len(inside) == 1 else None
-        basis.append(
-            f"F1 gives TP but not P: P/N lies in {lo_f:.3f}..{hi_f:.3f}; class shares {shares}: "
-            + (f"only {inside[0]} is compatible" if len(inside) == 1 else f"compatible with {inside or 'neither'}")
-        )
-    else:
-        entry["positive_class"] = None
-    entry["true_positives"] = true_positives
-    entry["epochs"] = epochs
-    if any(e is not None for e in epochs):
-        basis.append(
-            f"confusion matrices from N={n}, beta={beta}, P={positives}: TP from f_beta, FN = P - TP, "
-            "FP = E - FN, TN = N - TP - FP - FN; each prints the epoch's accuracy and f_beta"
-        )
-    entry["basis"] = basis
-    return entry
+        lo_f, hi_f = round(positives_range[0] / n, 6), round(positives_range[1] / n, 6)  # as the document has them
+        compatible = [c for c, s in shares.items() if lo_f - CLASS_TOLERANCE <= s <= hi_f + CLASS_TOLERANCE]
+        positive_class = compatible[0] if len(compatible) == 1 else None
+    return TableFinding(
+        key=key,
+        spec=spec_id,
+        caption=table.caption,
+        rows=len(rows),
+        has_error_rate=error_rates is not None,
+        fit=fit,
+        correct=correct,
+        beta_state=state,
+        positives_by_beta={b: sorted(fits[b]) for b in fits},
+        beta=beta,
+        positives=positives,
+        positives_range=positives_range,
+        positive_class=positive_class,
+        compatible_classes=compatible,
+        class_shares=shares,
+        true_positives=true_positives,
+        epochs=epochs,
+    )
 
 
 def table_key_order(key: str) -> tuple[int, ...]:
@@ -325,29 +244,23 @@ def table_key_order(key: str) -> tuple[int, ...]:
     return tuple(int(part) for part in key.split("."))
 
 
-def _shared_positives(specs: dict[str, Spec], tables: dict[str, dict[str, Any]]) -> None:
+def shared_positives(specs: dict[str, Spec], tables: dict[str, TableFinding]) -> dict[str, TableFinding]:
     """Tables whose P is not identifiable (F1: Tables 4.4, 4.9-4.14) but whose N equals that of a table with
     a known P (Table 4.4 and Table 4.1 both have N=2793): if that P lies in the table's range, the matrices
-    are given as ``epochs_if_shared``, under the assumption that both used the same validation split."""
-    known = [(k, t) for k, t in tables.items() if t["positives"] is not None]
+    are given as ``epochs_if_shared``, under the assumption that both used the same validation split.
+    Returns ``tables`` with those findings completed."""
+    known = [(k, t) for k, t in tables.items() if t.positives is not None]
+    out = dict(tables)
     for key, t in tables.items():
-        if t["positives"] is not None or t["positives_range"] is None or t["beta"] is None:
+        if t.positives is not None or t.positives_range is None or t.beta is None:
             continue
         for other, o in known:
-            if (
-                o["valid_size"] != t["valid_size"]
-                or not t["positives_range"][0] <= o["positives"] <= t["positives_range"][1]
-            ):
+            if o.valid_size != t.valid_size or not t.positives_range[0] <= o.positives <= t.positives_range[1]:
                 continue
-            table = specs[t["spec"]].published.tables[key]
-            fbetas = [r["f_beta"] for r in _cells(table)]
-            epochs = matrices_at(t["valid_size"], t["correct"], fbetas, t["beta"], o["positives"])
+            fbetas = [r["f_beta"] for r in _cells(specs[t.spec].published.tables[key])]
+            epochs = matrices_at(t.valid_size, t.correct, fbetas, t.beta, o.positives)
             if epochs is None:
                 continue
-            t["epochs_if_shared"] = {"table": other, "positives": o["positives"], "epochs": epochs}
-            t["basis"].append(
-                f"Table {other} has the same N={t['valid_size']} and P={o['positives']}, inside this table's range "
-                f"{t['positives_range'][0]}..{t['positives_range'][1]}: if both used one validation split, "
-                "epochs_if_shared gives this table's confusion matrices"
-            )
+            out[key] = replace(t, shared=SharedSplit(table=other, positives=o.positives, epochs=epochs))
             break
+    return out
