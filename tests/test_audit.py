@@ -5,6 +5,7 @@ view. The solvers on constructed cases and the findings' states are in test_audi
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -296,5 +297,44 @@ def test_document_is_json_and_renders(doc):
     json.loads(json.dumps(doc))
     text = A.format_audit(doc)
     assert "Table 4.14 (bayesian_search): N = 1396" in text
-    assert " 9 exact yes" in text and " 8 exact no" in text
+    assert re.search(r"^ +9 +yes +bayes_opt3_ucb_centred +0\.7 ", text, re.M)
+    assert re.search(r"^ +8 +no +0\.000796 +bayes_opt3_ucb_centred ", text, re.M)
     assert "75.46%" in text and "disagree" in text
+
+
+def test_terminal_view_is_the_template_and_names_everything(doc, monkeypatch):
+    used = []
+    environment = A.environment
+
+    def spying_environment():
+        env = environment()
+        get = env.get_template
+        env.get_template = lambda name: used.append(name) or get(name)
+        return env
+
+    monkeypatch.setattr(A, "environment", spying_environment)
+    text = A.format_audit(doc)
+    assert used == ["audit.txt.j2"]
+    lines = text.splitlines()
+    for key, t in doc["tables"].items():
+        assert f"Table {key} ({t['spec']}): N = {t['valid_size']}" in lines
+        assert re.search(rf"^{re.escape(key)} +{t['spec']} +{t['valid_size']} ", text, re.M), key  # the overview
+        assert f"  {t['valid_size_note']}" in lines
+        if t["beta"] is not None:
+            assert f"({t['beta_note']})" in text
+    assert "no f_beta column" in text  # Table 4.6
+    for it in doc["bayesian"]["iterations"]:
+        exact = "yes" if it["exact"] else "no"
+        assert re.search(rf"^ +{it['index']} +{exact} .*{re.escape(it['proposed']['dp'])}", text, re.M), it["index"]
+    for t in doc["test_accuracy"].values():
+        assert t["basis"][0] in text
+    for c in doc["spec_checks"]:
+        if c["agrees"] is not True:
+            assert str(c["audit_value"]) in text
+    assert "1396" in text and "random_state 1; init_points 6; n_iter 5" in text
+
+
+def test_terminal_view_of_an_empty_document():
+    text = A.format_audit({"tables": {}, "kfold": {}, "bayesian": None, "test_accuracy": {}, "spec_checks": []})
+    assert text.startswith("Audit of the printed figures") and "Fig 4.12" not in text and "Test accuracies" not in text
+    assert "Spec fields checked: 0; agreeing 0, disagreeing 0" in text

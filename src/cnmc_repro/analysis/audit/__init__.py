@@ -19,7 +19,7 @@ matrices, nor the bounds and seed of the Bayesian search. The printed digits pin
 set-up, ``checks`` the k-fold folds, the test accuracies and the specs' fields against the audit; ``findings``
 the records with explicit states (:class:`BetaState`, :class:`Agreement`) that they return. Every finding
 carries a ``basis``: what it rests on, rendered from its numbers. :func:`audit_findings` gives the records,
-:func:`audit` the JSON document, :func:`format_audit` the terminal view.
+:func:`audit` the JSON document, :func:`format_audit` the terminal view (``report_templates/audit.txt.j2``).
 Nothing here needs torch.
 """
 
@@ -38,6 +38,7 @@ from cnmc_repro.analysis.audit.checks import (
 )
 from cnmc_repro.analysis.audit.findings import Agreement, BetaState, SpecCheck, TableFinding
 from cnmc_repro.analysis.audit.tables import audit_table, shared_positives, table_key_order
+from cnmc_repro.report.format import environment
 from cnmc_repro.spec.schema import Spec
 
 __all__ = [
@@ -106,75 +107,25 @@ def audit(specs: dict[str, Spec]) -> dict[str, Any]:
 
 
 def format_audit(doc: dict[str, Any]) -> str:
-    """A terminal rendering of :func:`audit`'s document: a few lines per table, the Bayesian iterations with
-    exact yes/no, the test accuracies and the spec fields that disagree with the audit."""
-    lines = ["Audit of the printed figures (chapter 4)", ""]
-    for key, t in doc["tables"].items():
-        n = t["valid_size"]
-        lines.append(f"Table {key} ({t['spec']}): N = {n if n is not None else 'none fits'}")
-        lines.append(f"  {t['valid_size_note']}")
-        if BetaState.of(t) is not BetaState.NO_F_BETA_COLUMN:
-            pos = t["positives"]
-            if pos is not None:
-                ptext = f"P = {pos} ({t['positive_fraction']:.3f} of N, {t['positive_class'] or 'no class'})"
-            elif t["positives_range"]:
-                lo, hi = t["positives_range"]
-                ptext = f"P in {lo}..{hi} (not identifiable)"
-            else:
-                ptext = "P unknown"
-            lines.append(f"  beta = {t['beta'] if t['beta'] is not None else '?'} ({t['beta_note']}); {ptext}")
-            cms = [e for e in t["epochs"] if e is not None]
-            if cms:
-                lines.append(
-                    "  TP/FP/FN/TN: " + "  ".join(f"{e['tp']}/{e['fp']}/{e['fn']}/{e['tn']}" for e in t["epochs"] if e)
-                )
-            elif any(tp is not None for tp in t["true_positives"]):
-                lines.append("  TP: " + " ".join(str(tp) for tp in t["true_positives"]))
-            shared = t.get("epochs_if_shared")
-            if shared:
-                lines.append(
-                    f"  if the split is Table {shared['table']}'s (P = {shared['positives']}): TP/FP/FN/TN "
-                    + "  ".join(f"{e['tp']}/{e['fp']}/{e['fn']}/{e['tn']}" for e in shared["epochs"])
-                )
-        else:
-            lines.append("  no f_beta column")
-    for sid, info in doc.get("kfold", {}).items():
-        if info.get("cells"):
-            lines.append(
-                f"k-fold ({sid}): folds {info['fold_sizes']} add up to {info['cells']} cells "
-                f"(a split of the {info['dataset_cells']} training cells gives {info['dataset_fold_sizes']})"
-            )
-        if info.get("positives_basis"):
-            lines.append(f"  {info['positives_basis']}")
-    bayes = doc.get("bayesian")
-    if bayes:
-        lines += ["", "Bayesian search (Fig 4.12)"]
-        lines.append(
-            "  bounds "
-            + ", ".join(f"{k} {v[0]!r}..{v[1]!r}" for k, v in bayes["bounds"].items())
-            + f"; random_state {bayes['random_state']}; init_points {bayes['init_points']}; n_iter {bayes['n_iter']}"
+    """The terminal view of :func:`audit`'s document (``report_templates/audit.txt.j2``): an overview of the
+    tables, a few lines per table with its confusion matrices, the Bayesian iterations with exact yes/no, the
+    test accuracies and the spec fields that disagree with the audit or that it cannot decide."""
+    groups = Agreement.group(doc["spec_checks"])
+    text = (
+        environment()
+        .get_template("audit.txt.j2")
+        .render(
+            tables=doc["tables"],
+            kfold=doc["kfold"],
+            bayesian=doc["bayesian"],
+            test_accuracy=doc["test_accuracy"],
+            test_cells=sorted({t["test_cells"] for t in doc["test_accuracy"].values()}),
+            checks=len(doc["spec_checks"]),
+            agreeing=len(groups[Agreement.AGREES]),
+            disagreeing=groups[Agreement.DISAGREES],
+            undecided=groups[Agreement.UNDECIDABLE],
+            beta_state=BetaState.of,
+            BetaState=BetaState,
         )
-        for it in bayes["iterations"]:
-            mark = "yes" if it["exact"] else f"no (off by {it['max_abs_diff']:.3g})"
-            proposed = ", ".join(f"{k}={v}" for k, v in it["proposed"].items())
-            lines.append(f"  {it['index']:>2} exact {mark:<22} {it['source']}: {proposed}")
-        for name, s in bayes["settings"].items():
-            lines.append(f"  setting {name}: exact {s['exact']}")
-    lines += ["", "Test accuracies (1,867 test cells)"]
-    for sid, t in doc["test_accuracy"].items():
-        lines.append(f"  {sid}: {t['basis'][0]}")
-    checks = doc["spec_checks"]
-    groups = Agreement.group(checks)
-    disagreements, undecided = groups[Agreement.DISAGREES], groups[Agreement.UNDECIDABLE]
-    lines += [
-        "",
-        f"Spec fields checked: {len(checks)}; agreeing {len(groups[Agreement.AGREES])}, "
-        f"disagreeing {len(disagreements)}, not decidable from the figures {len(undecided)}",
-    ]
-    for title, group in (("disagree", disagreements), ("cannot be decided", undecided)):
-        if group:
-            lines.append(f"  {title}:")
-        for c in group:
-            where = f" (Table {c['table']})" if c.get("table") else ""
-            lines.append(f"    {c['spec']} {c['field']}{where}: spec {c['spec_value']!r}, audit {c['audit_value']!r}")
-    return "\n".join(lines)
+    )
+    return text.rstrip("\n")
