@@ -10,18 +10,16 @@ not give. A test accuracy is some k/1867 printed to its digits, rounded or, fail
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+from enum import Enum, auto
+from typing import Any
 
+from cnmc_repro.analysis.audit.bayes import BayesFinding
 from cnmc_repro.analysis.audit.findings import Agreement, BetaState, SpecCheck, TableFinding
 from cnmc_repro.analysis.audit.printed import printed_value, ratio_fits, truncation_fits
 from cnmc_repro.analysis.audit.tables import class_shares, table_key_order
 from cnmc_repro.run.bayesian import KEYS
 from cnmc_repro.spec.dataset import published_dataset
 from cnmc_repro.spec.schema import Spec
-
-if TYPE_CHECKING:
-    from cnmc_repro.analysis.audit.bayes import BayesFinding
 
 
 @dataclass(frozen=True)
@@ -122,9 +120,9 @@ class KFoldFinding:
 class RatioState(Enum):
     """How a published test accuracy relates to the ratios k/n of the test cells."""
 
-    ROUNDED = "some k/n rounds to it"
-    TRUNCATED = "no k/n rounds to it, some k/n cut off gives it"
-    NEITHER = "no k/n rounds or cuts off to it"
+    ROUNDED = auto()  # some k/n rounded to the printed digits gives it
+    TRUNCATED = auto()  # none does, but some k/n cut off after the printed digits gives it
+    NEITHER = auto()  # no k/n gives it, rounded or cut off
 
 
 @dataclass(frozen=True)

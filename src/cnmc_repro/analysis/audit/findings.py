@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, auto
 from typing import Any
 
 
@@ -75,7 +75,7 @@ class SizeFit:
     float32_rows: list[int]
     best: BestFit
     best_exact: BestFit
-    range: tuple[int, int]
+    n_range: tuple[int, int]  # the N searched
 
 
 # ------------------------------------------------------------------------------------------------ tables
@@ -84,11 +84,11 @@ class SizeFit:
 class BetaState(Enum):
     """What a table's f_beta column says about the F-beta's beta (fastai's FBeta(beta=1) or FBeta(beta=2))."""
 
-    NO_F_BETA_COLUMN = "no f_beta column"
-    VALID_SIZE_UNKNOWN = "validation size unknown"
-    ONE_FITS = "one beta fits"
-    SEVERAL_FIT = "several betas fit"
-    NONE_FITS = "no beta fits"
+    NO_F_BETA_COLUMN = auto()  # the table prints no f_beta (Table 4.6)
+    VALID_SIZE_UNKNOWN = auto()  # no N fits every printed accuracy, so the errors per epoch are unknown
+    ONE_FITS = auto()  # whole TP/FP/FN/TN print every f_beta for exactly one beta
+    SEVERAL_FIT = auto()  # ... for more than one beta
+    NONE_FITS = auto()  # ... for no beta tried
 
     @classmethod
     def of(cls, table: Mapping[str, Any]) -> BetaState:
@@ -182,7 +182,7 @@ class TableFinding:
 
     @property
     def valid_size_note(self) -> str:
-        fit, n, (lo, hi) = self.fit, self.valid_size, self.fit.range
+        fit, n, (lo, hi) = self.fit, self.valid_size, self.fit.n_range
         if n is None:
             best = fit.best
             return (
@@ -217,7 +217,7 @@ class TableFinding:
     @property
     def basis(self) -> list[str]:
         """What the finding rests on, one sentence per step."""
-        lo, hi = self.fit.range
+        lo, hi = self.fit.n_range
         n, key = self.valid_size, self.key
         basis = [
             f"fastai v1 prints {self._what} as a float32 correct/N to six digits; searched N = {lo}..{hi} with "
@@ -242,7 +242,7 @@ class TableFinding:
                 + (f"the positive class looks like {cls}" if cls else "P/N matches neither class share")
             )
         elif frac_range is not None:
-            inside = self.compatible_classes
+            inside = self.compatible_classes or []
             basis.append(
                 f"F1 gives TP but not P: P/N lies in {frac_range[0]:.3f}..{frac_range[1]:.3f}; class shares {shares}: "
                 + (f"only {inside[0]} is compatible" if len(inside) == 1 else f"compatible with {inside or 'neither'}")

@@ -10,7 +10,6 @@ printed training table (Tables 4.1-4.4, 4.6-4.14), from its printed accuracy (an
 
 from __future__ import annotations
 
-import functools
 from dataclasses import replace
 
 import numpy as np
@@ -33,7 +32,6 @@ BETAS = (1, 2)  # Fig 4.9's FBeta(beta=1) and fastai v1's default FBeta(beta=2)
 _PREFILTER_SLACK = 2e-7  # float prefilter window beyond the half unit; float32 quotients are within 6e-8
 
 
-@functools.cache
 def class_shares() -> dict[str, float]:
     """Each class's share of the training cells (section 3.1: 3,389 normal and 7,272 ALL of 10,661)."""
     published = published_dataset()
@@ -90,7 +88,7 @@ def fit_valid_size(
         float32_rows=float32_rows,
         best=best_of(any_ok),
         best_exact=best_of(exact_ok),
-        range=n_range,
+        n_range=n_range,
     )
 
 
