@@ -23,17 +23,17 @@ SEED_RANGE = (0, 10_000)  # random_state values searched
 
 GUIDED_SETTINGS = {
     "bayes_opt3_ucb_centred": (
-        "bayes_opt 3.4, UCB kappa=2.576 (bayes_opt 1.x's default), the GP fitted on targets centred but not "
+        f"bayes_opt 3.4, UCB kappa={UCB_KAPPA} (bayes_opt 1.x's default), the GP fitted on targets centred but not "
         "scaled (scikit-learn < 0.23's normalize_y, as in 2019), one RandomState(random_state) shared by the "
         "GP fits and the acquisition search (bayes_opt 1.x kept the random probes' generator apart)"
     ),
     "bayes_opt3_default": (
-        "bayes_opt 3.4 defaults: UCB kappa=2.576, the GP with normalize_y=True (scikit-learn >= 0.23 also "
+        f"bayes_opt 3.4 defaults: UCB kappa={UCB_KAPPA}, the GP with normalize_y=True (scikit-learn >= 0.23 also "
         "divides the targets by their standard deviation), one RandomState(random_state) as above"
     ),
     "bayes_opt1_emulated": (
         "bayes_opt 1.x's acq_max written out here (10,000 random tries, then L-BFGS-B from 10 fresh random "
-        "seeds, UCB kappa=2.576) on the centred GP, one RandomState(random_state) as above"
+        f"seeds, UCB kappa={UCB_KAPPA}) on the centred GP, one RandomState(random_state) as above"
     ),
 }
 PRIMARY_SETTING = "bayes_opt3_ucb_centred"
