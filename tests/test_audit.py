@@ -1,20 +1,22 @@
-"""The audit of the printed figures (cnmc_repro.audit): validation sizes, F-beta, confusion matrices, the
-Bayesian search's set-up and the test accuracies, on the report's tables and on constructed cases."""
+"""The audit of the printed figures (cnmc_repro.analysis.audit) on the report's own tables: validation sizes,
+F-beta, confusion matrices, the Bayesian search's set-up, the test accuracies, the spec checks and the terminal
+view. The solvers on constructed cases and the findings' states are in test_audit_cases.py."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
-from fractions import Fraction
 
 import numpy as np
 import pytest
 
 from cnmc_repro.analysis import audit as A
+from cnmc_repro.analysis.audit import Agreement, BetaState, bayes, checks
+from cnmc_repro.run.bayesian import KEYS
 from cnmc_repro.spec.load import load_all
-from cnmc_repro.spec.schema import BayesIteration, PublishedTable
 
 VALID_SIZES = {
     "4.1": 2793,
@@ -55,8 +57,14 @@ def specs():
 
 
 @pytest.fixture(scope="module")
-def doc(specs):
-    return A.audit(specs)
+def findings(specs):
+    """The audit's records, computed once: it takes seconds (the Bayesian search is asked of bayes_opt again)."""
+    return A.audit_findings(specs)
+
+
+@pytest.fixture(scope="module")
+def doc(findings):
+    return findings.to_json()
 
 
 def _rows(specs, key):
@@ -91,8 +99,9 @@ def _prints_fbeta(tp: int, fp: int, fn: int, beta: int, printed: str) -> bool:
 
 def test_no_torch():
     code = (
-        "import sys; from cnmc_repro.analysis import audit as A; "
-        "A.bayes_opt_random_probes({'dp': (0.1, 0.7), 'lr': (1e-6, 0.01), 'wd': (0.01, 0.8)}, 1, 1); "
+        "import sys; from cnmc_repro.analysis import audit; "
+        "from cnmc_repro.analysis.audit.bayes import bayes_opt_random_probes; "
+        "bayes_opt_random_probes({'dp': (0.1, 0.7), 'lr': (1e-6, 0.01), 'wd': (0.01, 0.8)}, 1, 1); "
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -204,16 +213,16 @@ def test_bayesian_exact_iterations(doc):
     near = {it["index"]: it["max_abs_diff"] for it in b["iterations"] if not it["exact"]}
     assert set(near) == {8, 10} and all(d < 1e-3 for d in near.values())
     for it in b["iterations"]:
-        same = all(it["proposed"][k] == it["published"][k] for k in A.BAYES_KEYS)
+        same = all(it["proposed"][k] == it["published"][k] for k in KEYS)
         assert same == it["exact"]
 
 
 def test_bayes_opt_itself_draws_the_random_probes(specs):
     published = specs["bayesian_search"].published.bayesian
     bounds = {"dp": (0.1, 0.7), "lr": (1e-6, 0.01), "wd": (0.01, 0.8)}
-    draws = A.bayes_opt_random_probes(bounds, 1, 6)
+    draws = bayes.bayes_opt_random_probes(bounds, 1, 6)
     for p, d in zip(published[:6], draws, strict=True):
-        assert {k: repr(d[k]) for k in A.BAYES_KEYS} == {"dp": p.dp, "lr": p.lr, "wd": p.wd}
+        assert {k: repr(d[k]) for k in KEYS} == {"dp": p.dp, "lr": p.lr, "wd": p.wd}
 
 
 # ---------------------------------------------------------------- test accuracies
@@ -246,12 +255,12 @@ def test_spec_checks_are_consistent(doc):
     assert len(kfold) == 1 and "11177" in kfold[0]["audit_value"]
 
 
-def test_spec_check_reports_a_wrong_value(specs, doc):
+def test_spec_check_reports_a_wrong_value(specs, findings):
     alex = specs["alexnet"]
     wrong = {"alexnet": replace(alex, recipe=replace(alex.recipe, valid_size=2792))}
-    checks = A.spec_checks(wrong, doc["tables"], None)
-    vs = [c for c in checks if c["field"] == "recipe.valid_size"]
-    assert vs == [
+    found = checks.spec_checks(wrong, findings.tables, None)
+    vs = [c for c in found if c.field == "recipe.valid_size"]
+    assert [c.to_json() for c in vs] == [
         {
             "spec": "alexnet",
             "field": "recipe.valid_size",
@@ -261,127 +270,71 @@ def test_spec_check_reports_a_wrong_value(specs, doc):
             "table": "4.1",
         }
     ]
+    assert vs[0].agreement is Agreement.DISAGREES
+    positive = next(c for c in found if c.field == "recipe.f_beta.positive")
+    assert positive.agreement is Agreement.UNDECIDABLE and "neither class share" in positive.audit_value
+
+
+def test_the_document_keeps_every_state(findings, doc):
+    """The JSON document holds a table's beta state only as its note; BetaState.of reads back each one."""
+    assert {k: BetaState.of(t) for k, t in doc["tables"].items()} == {
+        k: t.beta_state for k, t in findings.tables.items()
+    }
+    assert findings.tables["4.6"].beta_state is BetaState.NO_F_BETA_COLUMN
+    assert {t.beta_state for k, t in findings.tables.items() if k != "4.6"} == {BetaState.ONE_FITS}
+    assert [Agreement(c["agrees"]) for c in doc["spec_checks"]] == [c.agreement for c in findings.spec_checks]
+
+
+def test_a_table_without_f_beta_gets_no_beta_or_positive_check(findings):
+    t = findings.tables["4.6"]  # Table 4.6 prints accuracy and error_rate only
+    assert t.beta_note == "no f_beta column" and t.positives_by_beta == {} and t.betas_fitting == []
+    assert any("prints no f_beta" in b for b in t.basis)
+    fields = [c.field for c in findings.spec_checks if c.spec == "progressive_resizing"]
+    assert fields == ["recipe.valid_size"]
 
 
 def test_document_is_json_and_renders(doc):
     json.loads(json.dumps(doc))
     text = A.format_audit(doc)
     assert "Table 4.14 (bayesian_search): N = 1396" in text
-    assert " 9 exact yes" in text and " 8 exact no" in text
+    assert re.search(r"^ +9 +yes +bayes_opt3_ucb_centred +0\.7 ", text, re.M)
+    assert re.search(r"^ +8 +no +0\.000796 +bayes_opt3_ucb_centred ", text, re.M)
     assert "75.46%" in text and "disagree" in text
 
 
-# ---------------------------------------------------------------- helpers on constructed cases
+def test_terminal_view_is_the_template_and_names_everything(doc, monkeypatch):
+    used = []
+    environment = A.environment
+
+    def spying_environment():
+        env = environment()
+        get = env.get_template
+        env.get_template = lambda name: used.append(name) or get(name)
+        return env
+
+    monkeypatch.setattr(A, "environment", spying_environment)
+    text = A.format_audit(doc)
+    assert used == ["audit.txt.j2"]
+    lines = text.splitlines()
+    for key, t in doc["tables"].items():
+        assert f"Table {key} ({t['spec']}): N = {t['valid_size']}" in lines
+        assert re.search(rf"^{re.escape(key)} +{t['spec']} +{t['valid_size']} ", text, re.M), key  # the overview
+        assert f"  {t['valid_size_note']}" in lines
+        if t["beta"] is not None:
+            assert f"({t['beta_note']})" in text
+    assert "no f_beta column" in text  # Table 4.6
+    for it in doc["bayesian"]["iterations"]:
+        exact = "yes" if it["exact"] else "no"
+        assert re.search(rf"^ +{it['index']} +{exact} .*{re.escape(it['proposed']['dp'])}", text, re.M), it["index"]
+    for t in doc["test_accuracy"].values():
+        assert t["basis"][0] in text
+    for c in doc["spec_checks"]:
+        if c["agrees"] is not True:
+            assert str(c["audit_value"]) in text
+    assert "1396" in text and "random_state 1; init_points 6; n_iter 5" in text
 
 
-def test_printed_value_and_rendering():
-    assert A.printed_value("0.847118") == (Fraction(847118, 10**6), 6)
-    assert A.printed_value("75.46%") == (Fraction(7546, 10**4), 4)
-    assert A.printed_value("87%") == (Fraction(87, 100), 2)
-    assert A.renders(Fraction(1, 3), "0.333333") and not A.renders(Fraction(1, 3), "0.333334")
-    assert A.ratio_rendering(2180, 2235, "0.975391") == "exact"
-    assert A.ratio_rendering(2180, 2235, "0.975392") == "float32"
-    assert A.ratio_rendering(2180, 2235, "0.975393") is None
-
-
-def test_ratio_and_truncation_fits():
-    assert A.ratio_fits("50%", 4) == [2]
-    assert A.ratio_fits("66.67%", 3) == [2]
-    assert A.ratio_fits("66.66%", 3) == []
-    assert A.truncation_fits("66.66%", 3) == [2]
-
-
-def test_fbeta_helpers_agree():
-    for tp, fp, fn in [(645, 30, 37), (1048, 99, 328), (1, 0, 0), (5, 7, 11)]:
-        for beta in (1, 2):
-            assert abs(float(A.fbeta_exact(tp, fp, fn, beta)) - A.fbeta_fastai(tp, fp, fn, beta)) < 1e-6
-    assert A.fbeta_exact(0, 0, 0, 2) == 0 and A.fbeta_fastai(0, 0, 0, 2) == 0.0
-
-
-def _made_up(n: int, positives: int, beta: int, seed: int, epochs: int = 6):
-    """A table of epochs with known confusion matrices, printed as fastai would (6 digits)."""
-    rng = np.random.default_rng(seed)
-    matrices, accs, fbs = [], [], []
-    for _ in range(epochs):
-        fn = int(rng.integers(5, positives // 4))
-        fp = int(rng.integers(5, (n - positives) // 4))
-        tp, tn = positives - fn, n - positives - fp
-        matrices.append({"tp": tp, "fp": fp, "fn": fn, "tn": tn})
-        accs.append(f"{(tp + tn) / n:.6f}")
-        fbs.append(f"{float(A.fbeta_exact(tp, fp, fn, beta)):.6f}")
-    return matrices, accs, fbs
-
-
-def test_fit_valid_size_recovers_a_made_up_n():
-    n = 1789  # prime: no smaller N shares its ratios
-    matrices, accs, _ = _made_up(n, 600, 2, seed=3, epochs=8)
-    fit = A.fit_valid_size(accs, n_range=(100, 4000))
-    assert fit["valid_size"] == n
-    assert fit["multiples"] == [2 * n]
-    assert fit["non_multiples"] == [] and fit["float32_rows"] == []
-
-
-def test_fit_valid_size_reports_the_best_partial_fit():
-    accs = [f"{k / 997:.6f}" for k in (800, 850, 900)] + ["0.123457"]  # the last row fits no k/997
-    fit = A.fit_valid_size(accs, n_range=(900, 1100))
-    assert fit["valid_size"] is None
-    assert fit["best"]["n"] == 997 and fit["best"]["failing_rows"] == [3]
-
-
-def test_solve_confusion_recovers_beta2_positives_and_matrices():
-    n, positives = 1500, 480
-    matrices, accs, fbs = _made_up(n, positives, 2, seed=7)
-    correct = [m["tp"] + m["tn"] for m in matrices]
-    solutions = A.solve_confusion(n, correct, fbs, 2)
-    assert list(solutions) == [positives]
-    assert solutions[positives] == matrices
-    assert A.solve_confusion(n, correct, fbs, 1) == {}
-
-
-def test_solve_confusion_beta1_gives_tp_and_a_range_of_p():
-    n, positives = 1500, 480
-    matrices, accs, fbs = _made_up(n, positives, 1, seed=11)
-    correct = [m["tp"] + m["tn"] for m in matrices]
-    solutions = A.solve_confusion(n, correct, fbs, 1)
-    assert positives in solutions and len(solutions) > 1
-    for sol in solutions.values():
-        assert [m["tp"] for m in sol] == [m["tp"] for m in matrices]
-
-
-def test_audit_table_on_a_made_up_table():
-    n, positives = 1789, 560
-    matrices, accs, fbs = _made_up(n, positives, 2, seed=5, epochs=7)
-    table = PublishedTable(
-        caption="made up",
-        columns=["epoch", "train_loss", "valid_loss", "accuracy", "f_beta"],
-        rows=[f"{i} 0.1 0.1 {a} {f}" for i, (a, f) in enumerate(zip(accs, fbs, strict=True))],
-    )
-    t = A.audit_table("9.9", "made_up", table, n_range=(100, 4000))
-    assert t["valid_size"] == n and t["beta"] == 2 and t["positives"] == positives
-    assert t["epochs"] == matrices
-    assert t["positive_fraction"] == round(positives / n, 6)
-    assert t["positive_class"] == "normal"  # 0.313 of N, as the normal share 0.318
-
-
-def test_random_state_search_on_made_up_probes():
-    bounds = {"dp": (0.2, 0.6), "lr": (1e-5, 0.1), "wd": (0.0, 0.5)}
-    draws = A._draws(1234, bounds, 4)
-    published = [
-        BayesIteration(index=i, target="0.5", **{k: repr(d[k]) for k in A.BAYES_KEYS}) for i, d in enumerate(draws)
-    ]
-    published.append(BayesIteration(index=4, target="0.5", dp="0.2", lr="0.1", wd="0.5"))
-    published.append(BayesIteration(index=5, target="0.5", dp="0.6", lr="1e-05", wd="0.0"))
-    assert A.infer_bounds(published) == bounds
-    assert A.on_bounds(published, bounds) == {"dp": [4, 5], "lr": [4, 5], "wd": [4, 5]}
-    assert A.search_random_state(published, bounds, states=(1200, 1300)) == [1234]
-    assert A.leading_random_probes(published, bounds, 1234) == 4
-    via_bayes_opt = A.bayes_opt_random_probes(bounds, 1234, 4)
-    assert [{k: repr(d[k]) for k in A.BAYES_KEYS} for d in via_bayes_opt] == [
-        {k: repr(d[k]) for k in A.BAYES_KEYS} for d in draws
-    ]
-
-
-def test_suggest_class():
-    assert A.suggest_class(0.32) == "normal"
-    assert A.suggest_class(0.68) == "ALL"
-    assert A.suggest_class(0.49) is None
+def test_terminal_view_of_an_empty_document():
+    text = A.format_audit({"tables": {}, "kfold": {}, "bayesian": None, "test_accuracy": {}, "spec_checks": []})
+    assert text.startswith("Audit of the printed figures") and "Fig 4.12" not in text and "Test accuracies" not in text
+    assert "Spec fields checked: 0; agreeing 0, disagreeing 0" in text

@@ -1,7 +1,8 @@
 import hashlib
 
-from cnmc_repro.data.check import compare_checksums, compare_counts, published_dataset, read_checksums
+from cnmc_repro.data.check import compare_checksums, compare_counts, read_checksums
 from cnmc_repro.data.dataset import load_dataset
+from cnmc_repro.spec.dataset import published_dataset
 
 
 def test_published_counts_load_and_add_up():

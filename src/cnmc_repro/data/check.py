@@ -22,33 +22,8 @@ from cnmc_repro.data.dataset import (
     relative_path,
 )
 from cnmc_repro.errors import UserError
-from cnmc_repro.paths import specs_dir
-from cnmc_repro.spec.strict import build, load_yaml
-
-
-@dataclass(frozen=True)
-class ExpectedCount:
-    split: str
-    cells: int
-    source: str
-    fold: int | None = None
-    label: str | None = None
-    subjects: int | None = None
-
-
-@dataclass(frozen=True)
-class PublishedDataset:
-    id: str
-    title: str
-    report: dict[str, str | int]
-    expected: list[ExpectedCount]
-    duplicate_groups: int
-    notes: list[str] = field(default_factory=list)
-
-
-def published_dataset(path: Path | None = None) -> PublishedDataset:
-    path = path or specs_dir() / "dataset.yaml"
-    return build(PublishedDataset, load_yaml(path), path)
+from cnmc_repro.spec.dataset import PublishedDataset
+from cnmc_repro.spec.dataset import published_dataset as published_dataset  # `data check` reads it here
 
 
 def compare_counts(ds: Dataset, published: PublishedDataset) -> list[dict]:

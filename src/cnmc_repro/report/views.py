@@ -8,7 +8,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
-from cnmc_repro.analysis.audit import table_key_order
+from cnmc_repro.analysis.audit import Agreement, BetaState, table_key_order
 from cnmc_repro.analysis.compare import COLUMNS, percent, stage_epochs, summary_rows, table_rows, verdict
 from cnmc_repro.analysis.metrics import mean_std
 from cnmc_repro.report.plots import (
@@ -45,7 +45,7 @@ def published_confusion(key: str, spec: Spec, finding: dict | None) -> dict[str,
         last = shared["epochs"][-1]
         basis = f"if the split is Table {shared['table']}'s (P = {shared['positives']})"
     if last is None:
-        if finding.get("beta_note") == "no f_beta column":
+        if BetaState.of(finding) is BetaState.NO_F_BETA_COLUMN:
             why = "the table prints no f_beta, so the errors cannot be split into FP and FN"
         elif finding.get("positives_range"):
             lo, hi = finding["positives_range"]
@@ -411,6 +411,7 @@ def audit_view(findings: dict) -> dict[str, Any]:
     """The audit's findings, compactly: per table N, beta and P; the Bayesian set-up and which iterations
     bayes_opt proposes again exactly; the test-accuracy fits; the spec fields that disagree."""
     checks = findings.get("spec_checks", [])
+    groups = Agreement.group(checks)
     bayes = findings.get("bayesian")
     return {
         "tables": findings.get("tables", {}),
@@ -418,9 +419,9 @@ def audit_view(findings: dict) -> dict[str, Any]:
         "bayesian": bayes,
         "tests": findings.get("test_accuracy", {}),
         "checks": len(checks),
-        "agreeing": sum(c["agrees"] is True for c in checks),
-        "disagreeing": [c for c in checks if c["agrees"] is False],
-        "undecided": [c for c in checks if c["agrees"] is None],
+        "agreeing": len(groups[Agreement.AGREES]),
+        "disagreeing": groups[Agreement.DISAGREES],
+        "undecided": groups[Agreement.UNDECIDABLE],
     }
 
 
