@@ -23,11 +23,12 @@ import argparse
 import json
 from pathlib import Path
 
+from cnmc_repro.spec.dataset import published_dataset
 from cnmc_repro.spec.load import load_all, planned_epochs
 from cnmc_repro.spec.schema import Spec
 from cnmc_repro.store.folders import Store, load_epochs, load_json
 
-PUBLISHED_TRAIN_CELLS = 10_661
+PUBLISHED_TRAIN_CELLS = published_dataset().cells("train")  # section 3.1
 
 
 def units(spec: Spec) -> int:

@@ -89,3 +89,18 @@ def test_a_change_to_any_module_a_run_executes_is_a_new_code_version(tmp_path, m
     trainer = copy / "run" / "trainer.py"  # reached only through run.context's import of it
     trainer.write_text(trainer.read_text() + "\n# a change\n")
     assert keys.code_version() != before
+
+
+def test_analysis_and_the_store_read_records_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import cnmc_repro.analysis.compare, cnmc_repro.analysis.metrics, cnmc_repro.analysis.regression\n"
+        "import cnmc_repro.store.folders, cnmc_repro.store.record\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'fastai'))\n"
+        "assert not bad, bad\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr

@@ -22,6 +22,7 @@ from cnmc_repro.data.splits import random_split, subject_split
 from cnmc_repro.errors import UserError
 from cnmc_repro.run.batches import DeviceBatches
 from cnmc_repro.run.trainer import EpochLog, Interrupt, Trainer
+from cnmc_repro.spec.dataset import published_dataset
 from cnmc_repro.spec.profiles import Profile
 from cnmc_repro.spec.schema import Recipe, Spec, Stage
 from cnmc_repro.store.record import Outcome, Predictions
@@ -129,16 +130,10 @@ class Batches:
 
 def _valid_size(recipe: Recipe, n: int) -> int | float:
     """An integer valid_size counts cells of the full training set (section 3.1); on another set it scales."""
-    published = _published_train_cells()
+    published = published_dataset().cells("train")
     if isinstance(recipe.valid_size, float) or n == published:
         return recipe.valid_size
     return max(1, round(recipe.valid_size * n / published))
-
-
-def _published_train_cells() -> int:
-    from cnmc_repro.data.check import published_dataset
-
-    return next(e.cells for e in published_dataset().expected if (e.split, e.fold, e.label) == ("train", None, None))
 
 
 def split_cells(recipe: Recipe, pool: list[Cell], seed: int) -> tuple[list[Cell], list[Cell]]:
