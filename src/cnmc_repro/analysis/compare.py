@@ -111,90 +111,43 @@ class PublishedFigure:
         return f"{'Tables' if len(self.tables) > 1 else 'Table'} {self.table} {self.figure}"
 
 
+def _figure(
+    spec: Spec, table: str | None, figure: str, measure: Measure, metric: str, printed: tuple[str, ...],
+    tolerance: float | None, tables: tuple[str, ...] = (),
+) -> PublishedFigure:  # fmt: skip
+    """A published figure: the value printed, or the mean of several printed ones (None when none is)."""
+    published = sum(published_value(p) for p in printed) / len(printed) if printed else None
+    return PublishedFigure(spec.id, table, figure, measure, metric, printed, published, tolerance, tables)
+
+
 def published_figures(spec: Spec) -> list[PublishedFigure]:
     """Every published figure of a spec, in the report's order, and the test figures it does not publish."""
     tol = spec.tolerance
-    tolerance = {"accuracy": tol.accuracy, "f_beta": tol.f_beta, "target": tol.accuracy}
+    tolerance = {"accuracy": tol.accuracy, "f_beta": tol.f_beta}
     out = []
     for key, table in spec.published.tables.items():
         last = table.printed_rows()[-1]
-        for metric in TABLE_METRICS:
-            if metric in last:
-                out.append(
-                    PublishedFigure(
-                        spec=spec.id,
-                        table=key,
-                        figure=f"final validation {metric}",
-                        measure=Measure.TABLE_FINAL,
-                        metric=metric,
-                        printed=(last[metric],),
-                        published=published_value(last[metric]),
-                        tolerance=tolerance[metric],
-                        tables=(key,),
-                    )
-                )
+        for metric in (m for m in TABLE_METRICS if m in last):
+            what = f"final validation {metric}"
+            out.append(
+                _figure(spec, key, what, Measure.TABLE_FINAL, metric, (last[metric],), tolerance[metric], (key,))
+            )
     folds = {key: t for key, t in spec.published.tables.items() if t.fold is not None}
     if spec.kind == "kfold" and folds:
         keys = tuple(sorted(folds, key=lambda k: folds[k].fold))
-        for metric in TABLE_METRICS:
-            printed = tuple(folds[k].printed_rows()[-1][metric] for k in keys if metric in folds[k].columns)
-            if len(printed) == len(keys):
-                value = sum(published_value(p) for p in printed) / len(printed)
-                out.append(
-                    PublishedFigure(
-                        spec=spec.id,
-                        table=f"{keys[0]}-{keys[-1]}",
-                        figure=f"mean final validation {metric} of the folds (from the printed tables)",
-                        measure=Measure.KFOLD_MEAN,
-                        metric=metric,
-                        printed=printed,
-                        published=value,
-                        tolerance=tolerance[metric],
-                        tables=keys,
-                    )
-                )
-    if spec.published.test_accuracy:
-        text = spec.published.test_accuracy
-        out.append(
-            PublishedFigure(
-                spec=spec.id,
-                table=None,
-                figure="test accuracy",
-                measure=Measure.TEST,
-                metric="accuracy",
-                printed=(text,),
-                published=published_value(text),
-                tolerance=tol.test_accuracy,
-            )
-        )
+        for metric in (m for m in TABLE_METRICS if all(m in folds[k].columns for k in keys)):
+            printed = tuple(folds[k].printed_rows()[-1][metric] for k in keys)
+            what = f"mean final validation {metric} of the folds (from the printed tables)"
+            table = f"{keys[0]}-{keys[-1]}"
+            out.append(_figure(spec, table, what, Measure.KFOLD_MEAN, metric, printed, tolerance[metric], keys))
+    if text := spec.published.test_accuracy:
+        out.append(_figure(spec, None, "test accuracy", Measure.TEST, "accuracy", (text,), tol.test_accuracy))
     best = next((b for b in spec.published.bayesian if b.index == spec.published.bayesian_best), None)
     if best is not None:
-        out.append(
-            PublishedFigure(
-                spec=spec.id,
-                table=None,
-                figure=f"best probe's validation accuracy (Fig 4.12, iteration {best.index})",
-                measure=Measure.BEST_PROBE,
-                metric="target",
-                printed=(best.target,),
-                published=published_value(best.target),
-                tolerance=tol.accuracy,
-            )
-        )
+        what = f"best probe's validation accuracy (Fig 4.12, iteration {best.index})"
+        out.append(_figure(spec, None, what, Measure.BEST_PROBE, "target", (best.target,), tol.accuracy))
     if spec.kind != "kfold":  # a k-fold run's test figures are its last fold's model's only
-        for metric, label in UNPUBLISHED_TEST:
-            out.append(
-                PublishedFigure(
-                    spec=spec.id,
-                    table=None,
-                    figure=label,
-                    measure=Measure.TEST,
-                    metric=metric,
-                    printed=(),
-                    published=None,
-                    tolerance=None,
-                )
-            )
+        out += [_figure(spec, None, label, Measure.TEST, metric, (), None) for metric, label in UNPUBLISHED_TEST]
     return out
 
 
