@@ -46,13 +46,14 @@ def _data_synth(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace):
-    from cnmc_repro.run.engine import Options
+    from cnmc_repro.run.engine import Options, parse_seeds
 
+    seeds = getattr(args, "seeds", None)
     kwargs = dict(
         data=getattr(args, "data", None),
         profile=getattr(args, "profile", None),
         device=getattr(args, "device", "auto"),
-        seed=getattr(args, "seed", 0),
+        seeds=parse_seeds(seeds) if seeds else (getattr(args, "seed", None) or 0,),
         force=getattr(args, "force", False),
         pretrained=not getattr(args, "no_pretrained", False),
         deterministic=getattr(args, "deterministic", False),
@@ -202,7 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default on the built-in data); timing: the published sizes, one epoch per stage",
     )
     run_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    run_options.add_argument("--seed", type=int, default=0, help="the run seed (default 0)")
+    seed_options = run_options.add_mutually_exclusive_group()
+    seed_options.add_argument("--seed", type=int, metavar="N", help="the run seed (default 0)")
+    seed_options.add_argument(
+        "--seeds",
+        metavar="N|LIST",
+        help="one run per seed: a count (5: seeds 0 to 4) or a list (0,3,7); the report sets every published "
+        "figure against their spread",
+    )
     run_options.add_argument(
         "--force",
         action="store_true",
@@ -221,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[run_options],
         help="run every spec (finished runs are kept, not redone)",
         epilog="examples:\n  python -m reproduce all                      # built-in data, smoke profile\n"
+        "  python -m reproduce all --seeds 5            # seeds 0 to 4: every figure against their spread\n"
         "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -229,7 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         parents=[run_options],
         help="run the named specs or tables",
-        epilog="examples:\n  python -m reproduce run alexnet\n  python -m reproduce run 4.7 --force\n"
+        epilog="examples:\n  python -m reproduce run alexnet\n  python -m reproduce run alexnet --seeds 3\n"
+        "  python -m reproduce run 4.7 --force\n"
         "  python -m reproduce run kfold --data ~/C-NMC_Leukemia --profile full\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

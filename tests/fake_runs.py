@@ -42,11 +42,14 @@ def write_run(
     lr_find: dict | None = None,
     stamp: str = "20240101-000000",
     seconds: float = 12.5,
+    series: str | None = None,
 ) -> Path:
-    """A finished run folder as the engine writes it (made-up numbers in a record of schema 2)."""
+    """A finished run folder as the engine writes it (made-up numbers in a record of schema 3). The runs of
+    one spec and profile are one series unless ``series`` says otherwise."""
     run_dir = root / f"{spec.id}-{profile}-seed{seed}-{stamp}"
     run_dir.mkdir(parents=True)
-    meta = {"run_key": "k" + stamp, "profile": profile, "seed": seed, "spec": to_plain(spec)}
+    key, series = f"k{stamp}-{seed}", series or f"series-{spec.id}-{profile}"
+    meta = {"run_key": key, "series_key": series, "profile": profile, "seed": seed, "spec": to_plain(spec)}
     (run_dir / "spec.json").write_text(json.dumps(meta))
     env = {
         "git_commit": "0123abcd",
@@ -61,7 +64,8 @@ def write_run(
     (run_dir / "epochs.jsonl").write_text("".join(json.dumps({"spec": spec.id, **e}) + "\n" for e in epochs))
     if lr_find is not None:
         (run_dir / "lr_find.json").write_text(json.dumps(lr_find))
-    base = {"schema_version": 2, "run_id": run_dir.name, "run_key": "k" + stamp, "spec": spec.id, "kind": spec.kind}
+    base = {"schema_version": 3, "run_id": run_dir.name, "run_key": key, "series_key": series}
+    base |= {"spec": spec.id, "kind": spec.kind}
     base |= {"profile": profile, "seed": seed, "device": "cpu", "seconds": seconds, "synthetic": synthetic}
     base |= {"pretrained": False, "data_root": "/data/synthetic" if synthetic else "/data/C-NMC_Leukemia"}
     base |= {"data_fingerprint": "f1ngerpr1nt"}
@@ -88,20 +92,31 @@ def epoch(stage: str, i: int, accuracy: float, f_beta: float, **tags) -> dict:
 ALEXNET_FINAL = (0.876543, 0.812345)  # Table 4.1's last epoch, reproduced (published 0.911207, 0.869598)
 
 
-def write_alexnet(root: Path, specs, **kw) -> Path:
+def write_alexnet(
+    root: Path, specs, final: tuple[float, float] = ALEXNET_FINAL, test_accuracy: float = 0.7321, **kw
+) -> Path:
+    """An alexnet run whose Table 4.1 ends at ``final`` (accuracy, f_beta) and whose test accuracy is given."""
     epochs = [epoch("frozen", i, 0.7 + 0.01 * i, 0.6) for i in range(2)]
     epochs += [epoch("unfrozen", i, 0.8 + 0.005 * i, 0.75) for i in range(9)]
-    epochs += [epoch("unfrozen", 9, *ALEXNET_FINAL)]
+    epochs += [epoch("unfrozen", 9, *final)]
     lrs = [10 ** (-7 + 0.1 * i) for i in range(60)]
     curve = {"lrs": lrs, "losses": [1.0 - 0.005 * i + 0.0004 * max(0, i - 40) ** 2 for i in range(60)]}
     result = {
         "validation": summary([[1300, 100], [120, 1273]]),
-        "test": summary([[1000, 219], [250, 398]], accuracy=0.7321),
+        "test": summary([[1000, 219], [250, 398]], accuracy=test_accuracy),
         "train_cells": 7868,
         "valid_cells": 2793,
         "lr_find": {"suggestion": 2.1e-5, "iterations": 60},
     }
     return write_run(root, specs["alexnet"], result, epochs, lr_find=curve | {"suggestion": 2.1e-5}, **kw)
+
+
+def write_alexnet_seeds(root: Path, specs, finals: list[tuple[float, float]], tests: list[float], **kw) -> list[Path]:
+    """One alexnet run per seed 0, 1, ...: seed i ends Table 4.1 at ``finals[i]`` with test accuracy ``tests[i]``."""
+    return [
+        write_alexnet(root, specs, final, test, seed=i, stamp=f"20240101-00000{i}", **kw)
+        for i, (final, test) in enumerate(zip(finals, tests, strict=True))
+    ]
 
 
 def write_kfold(root: Path, spec, offset: float = 0.0, **kw) -> Path:

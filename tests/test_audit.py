@@ -303,8 +303,10 @@ def test_document_is_json_and_renders(doc):
 
 
 def test_terminal_view_is_the_template_and_names_everything(doc, monkeypatch):
+    from cnmc_repro.report import format as fmt
+
     used = []
-    environment = A.environment
+    environment = fmt.environment
 
     def spying_environment():
         env = environment()
@@ -312,7 +314,7 @@ def test_terminal_view_is_the_template_and_names_everything(doc, monkeypatch):
         env.get_template = lambda name: used.append(name) or get(name)
         return env
 
-    monkeypatch.setattr(A, "environment", spying_environment)
+    monkeypatch.setattr(fmt, "environment", spying_environment)
     text = A.format_audit(doc)
     assert used == ["audit.txt.j2"]
     lines = text.splitlines()

@@ -1,6 +1,7 @@
 """One spec from YAML to its row in the report: ``reproduce all`` on the built-in data (smoke profile) for
-Tables 4.1-4.3, then ``report.html`` and ``report.md``; a second ``all`` trains nothing."""
+Tables 4.1-4.3, then ``report.html``, ``report.md`` and ``report.json``; a second ``all`` trains nothing."""
 
+import json
 import shutil
 
 import pytest
@@ -34,6 +35,10 @@ def test_reproduce_all_on_the_built_in_data_ends_in_the_report(tmp_path, monkeyp
         assert f"{last['accuracy']:.4f}" in text  # beside the reproduced one
         assert f"{record.test.accuracy:.4f}" in text  # and the test accuracy against the published 75.46%
         assert "SYNTHETIC DATA" in text
+
+    doc = json.loads((results / "report.json").read_text())  # the same comparison, machine-readable
+    table = next(f for f in doc["figures"] if f["table"] == "4.1" and f["figure"] == "final validation accuracy")
+    assert table["n"] == 1 and table["mean"] == pytest.approx(last["accuracy"]) and table["verdict"] == "not_comparable"
 
     code, out, err = cli("all", "--device", "cpu", "--no-pretrained", "--results", results)
     assert code == 0 and "nothing to do" in out and "report up to date" in out

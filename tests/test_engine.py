@@ -58,7 +58,7 @@ def test_a_run_writes_its_folder(squeezenet_run):
     record = Store(d.parent).record(d)  # the typed record, read back as the report reads it
     assert record.profile == "smoke" and record.seed == 0 and record.pretrained is False
     assert (
-        record.schema_version == 2
+        record.schema_version == 3
         and record.run_id == d.name
         and record.run_key == load_json(d / "spec.json")["run_key"]
     )
@@ -76,7 +76,7 @@ def test_two_cpu_runs_with_one_seed_give_identical_figures(squeezenet_run, tiny_
     assert again.ran
     assert _figures(again.run_dir) == _figures(squeezenet_run.run_dir)
     assert _result(again.run_dir) == _result(squeezenet_run.run_dir)
-    (other,) = run(["squeezenet"], _opts(tiny_data_ro, tmp_path / "other", seed=1))
+    (other,) = run(["squeezenet"], _opts(tiny_data_ro, tmp_path / "other", seeds=(1,)))
     assert _figures(other.run_dir) != _figures(squeezenet_run.run_dir)
 
 
@@ -283,3 +283,89 @@ def test_parts_keep_the_latest_state_and_need_it_to_go_on(tmp_path):
     assert first_unfinished(parts, ["a", "b", "c"]) == 2
     (tmp_path / "key" / "state-b.pt").unlink()  # finished parts without the state they left: start again
     assert first_unfinished(parts, ["a", "b", "c"]) == 0 and parts.count() == 0
+
+
+# ------------------------------------------------------------------------------------------------ several seeds
+
+
+def test_seeds_are_a_count_or_a_list():
+    from cnmc_repro.errors import UserError
+    from cnmc_repro.run.engine import parse_seeds
+
+    assert parse_seeds("5") == (0, 1, 2, 3, 4) and parse_seeds("0,3,7") == (0, 3, 7)
+    assert parse_seeds("7,") == (7,) and parse_seeds("3, 3,1") == (3, 1)
+    for bad in ("0", "x", "-1,2", ",", "2.5"):
+        with pytest.raises(UserError, match="is neither a count of seeds"):
+            parse_seeds(bad)
+
+
+def test_a_bad_seeds_option_is_one_sentence(tmp_path, cli):
+    code, _, err = cli("run", "alexnet", "--seeds", "three", "--results", tmp_path)
+    assert code == 2 and "--seeds 'three' is neither a count of seeds" in err and "Traceback" not in err
+    with pytest.raises(SystemExit):  # argparse: one or the other
+        cli("run", "alexnet", "--seed", "1", "--seeds", "3")
+
+
+@pytest.fixture(scope="module")
+def two_seeds(tiny_data_ro, tmp_path_factory):
+    """alexnet under seeds 0 and 1 in one invocation."""
+    return run(["alexnet"], _opts(tiny_data_ro, tmp_path_factory.mktemp("two-seeds"), seeds=(0, 1)))
+
+
+def test_each_seed_is_a_run_of_its_own_in_one_series(two_seeds, tiny_data_ro, capsys):
+    assert [(o.spec_id, o.seed, o.ran) for o in two_seeds] == [("alexnet", 0, True), ("alexnet", 1, True)]
+    store = Store(two_seeds[0].run_dir.parent)
+    records = [store.record(o.run_dir) for o in two_seeds]
+    assert [r.seed for r in records] == [0, 1] and records[1].run_id.startswith("alexnet-smoke-seed1-")
+    assert records[0].run_key != records[1].run_key and records[0].series_key == records[1].series_key
+    assert store.series(two_seeds[1].run_dir) == [o.run_dir for o in two_seeds]
+    meta = load_json(two_seeds[1].run_dir / "spec.json")
+    assert meta["seed"] == 1 and meta["series_key"] == records[1].series_key
+    again = run(["alexnet"], _opts(tiny_data_ro, store.root, seeds=(0, 1, 2), quiet=False))
+    assert [o.ran for o in again] == [False, False, True]  # only the new seed trains
+    err = capsys.readouterr().err
+    assert "seeds 0, 1, 2" in err and "[2/3] alexnet seed 1: up to date" in err and "[3/3] alexnet seed 2: " in err
+
+
+def test_a_seed_gives_the_same_run_alone_or_among_others(two_seeds, tiny_data_ro, tmp_path):
+    (alone,) = run(["alexnet"], _opts(tiny_data_ro, tmp_path, seeds=(1,)))
+    assert _figures(alone.run_dir) == _figures(two_seeds[1].run_dir)
+    assert _result(alone.run_dir) == _result(two_seeds[1].run_dir)
+    assert _figures(two_seeds[0].run_dir) != _figures(two_seeds[1].run_dir)
+
+
+def test_an_interrupted_multi_seed_invocation_goes_on_where_it_stopped(two_seeds, tiny_data_ro, tmp_path):
+    with pytest.raises(KeyboardInterrupt):  # smoke alexnet: two epochs a run; stopped in seed 1's second
+        run(["alexnet"], _opts(tiny_data_ro, tmp_path, seeds=(0, 1), interrupt_after_epochs=3))
+    finished = [p.name for p in tmp_path.iterdir() if (p / "result.json").is_file()]
+    assert [name.split("-")[2] for name in finished] == ["seed0"]
+    outcomes = run(["alexnet"], _opts(tiny_data_ro, tmp_path, seeds=(0, 1)))
+    assert [o.ran for o in outcomes] == [False, True]
+    assert _figures(outcomes[1].run_dir) == _figures(two_seeds[1].run_dir)
+
+
+def test_the_ensemble_of_a_seed_combines_the_members_runs_of_that_seed(tiny_data_ro, tmp_path, monkeypatch):
+    """With a stand-in for training (members' test probabilities made up from the seed), the ensemble of seed
+    s averages the runs of seed s: its member runs are theirs, and its figures follow from theirs."""
+    from cnmc_repro.run import experiments
+    from cnmc_repro.store.record import Outcome, Predictions
+
+    def made_up(spec, ctx, writer) -> Outcome:
+        targets = [0, 0, 1, 1]
+        probs = [0.9, 0.4 + 0.1 * ctx.seed, 0.2, 0.6 - 0.1 * ctx.seed]
+        preds = Predictions(cells=["a", "b", "c", "d"], targets=targets, prob_all=probs)
+        return Outcome(test=experiments.M.summary(targets, probs), predictions={"test": preds})
+
+    monkeypatch.setitem(experiments.RUNNERS, "train", made_up)
+    outcomes = run(["ensembles"], _opts(tiny_data_ro, tmp_path, seeds=(0, 2)))
+    assert [(o.spec_id, o.seed) for o in outcomes][-1] == ("ensembles", 2)
+    store = Store(tmp_path)
+    by = {(o.spec_id, o.seed): store.record(o.run_dir) for o in outcomes}
+    for seed in (0, 2):
+        ensemble = by[("ensembles", seed)]
+        for entry in ensemble.ensembles:
+            assert entry.member_runs == [by[(m, seed)].run_id for m in entry.members]
+        # every member predicts the same here: the mean of equal probabilities is theirs
+        assert ensemble.test.accuracy == by[("resnet50", seed)].test.accuracy
+    assert by[("ensembles", 0)].series_key == by[("ensembles", 2)].series_key != by[("resnet50", 0)].series_key
+    assert by[("ensembles", 0)].test.accuracy == 0.5 and by[("ensembles", 2)].test.accuracy == 1.0

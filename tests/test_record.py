@@ -11,7 +11,8 @@ from cnmc_repro.run import keys
 from cnmc_repro.store.folders import Store
 from cnmc_repro.store.record import SCHEMA_VERSION, Fold, Predictions, Probe, RunRecord, parse
 
-HEADER = dict(run_id="x-smoke-seed0-20260101-000000", run_key="k", spec="x", kind="kfold", profile="smoke", seed=0)
+HEADER = dict(run_id="x-smoke-seed0-20260101-000000", run_key="k", series_key="s", spec="x", kind="kfold")
+HEADER |= dict(profile="smoke", seed=0)
 HEADER |= dict(device="cpu", pretrained=False, synthetic=True, data_root="/d", data_fingerprint="f", seconds=2.0)
 
 
@@ -46,11 +47,13 @@ def test_a_record_of_a_newer_schema_or_with_a_wrong_type_is_one_sentence():
         parse(data | {"accuracy": 0.5}, "r.json")
 
 
-def test_a_record_of_schema_1_is_read_as_schema_2(tmp_path):
-    """Schema 1 kept the run key and data in spec.json and named the best probe or ensemble "best"."""
+def test_a_record_of_schema_1_is_read_as_schema_3(tmp_path):
+    """Schema 1 kept the run key and data in spec.json and named the best probe or ensemble "best"; schema 2
+    had no series key, so an upgraded run is a series of its own."""
     run = tmp_path / "bayesian_search-smoke-seed0-20260101-000000"
     run.mkdir()
-    v1 = {k: v for k, v in _record().to_json().items() if k not in ("run_key", "data_root", "data_fingerprint")}
+    drop = ("run_key", "series_key", "data_root", "data_fingerprint")
+    v1 = {k: v for k, v in _record().to_json().items() if k not in drop}
     v1 |= {"schema_version": 1, "kind": "bayesian_search", "best": v1.pop("best_probe")}
     del v1["best_ensemble"]
     (run / "result.json").write_text(json.dumps(v1))
@@ -58,6 +61,7 @@ def test_a_record_of_schema_1_is_read_as_schema_2(tmp_path):
     (run / "spec.json").write_text(json.dumps(meta))
     record = Store(tmp_path).record(run)
     assert record.run_key == "abc" and record.data_root == "/cnmc" and record.best_probe.index == 1
+    assert record.schema_version == 3 and record.series_key == "run-abc"
 
 
 def test_the_code_version_follows_the_imports_of_the_experiments():

@@ -12,13 +12,15 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from fake_runs import write_alexnet, write_all
+from fake_runs import write_alexnet, write_alexnet_seeds, write_all
 
 from cnmc_repro.analysis.audit import audit
+from cnmc_repro.analysis.seeds import Verdict, spread
 from cnmc_repro.report import format as fmt
 from cnmc_repro.report import render as report
 from cnmc_repro.report import views
 from cnmc_repro.spec.load import load_all
+from cnmc_repro.store.record import SCHEMA_VERSION
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -97,18 +99,19 @@ def test_html_holds_summary_published_and_reproduced(rendered):
     cells = page.summary_cells
     assert cells, "the page has no table with id='summary'"
     row = cells.index("Table 4.1 final validation accuracy")
-    assert cells[row + 1 : row + 4] == ["0.9112", "0.8765", "-0.0347"]  # published, reproduced, difference
-    assert cells[row + 5] == "not comparable (synthetic data)"
+    # published, n, mean ± sd, min-max, interval, difference, verdict, within the tolerance: one run has no sd
+    assert cells[row + 1 : row + 9] == [
+        "0.9112", "1", "0.8765", "–", "–", "-0.0347", "not comparable (synthetic data)", "– (±0.03)",
+    ]  # fmt: skip
     fbeta = cells.index("Table 4.1 final validation f_beta")
-    assert cells[fbeta + 1 : fbeta + 3] == ["0.8696", "0.8123"]
+    assert cells[fbeta + 1 : fbeta + 4] == ["0.8696", "1", "0.8123"]
     test = cells.index("test accuracy")
-    assert cells[test + 1 : test + 3] == ["0.7546", "0.7321"]  # alexnet's 75.46% against the run's test accuracy
+    assert cells[test + 1 : test + 4] == ["0.7546", "1", "0.7321"]  # alexnet's 75.46% against the run's test accuracy
     assert "test ALL recall" in cells and "test weighted F1" in cells
     assert "squeezenet" in cells and "not run" in cells  # a spec without a run
     squeeze = cells.index("squeezenet")
-    published, reproduced, difference, tolerance, verdict = cells[squeeze + 2 : squeeze + 7]
     assert cells[squeeze + 1] == "Table 4.2 final validation accuracy"
-    assert (published, reproduced, difference, tolerance, verdict) == ("0.9007", "–", "–", "±0.03", "not run")
+    assert cells[squeeze + 2 : squeeze + 10] == ["0.9007", "0", "–", "–", "–", "–", "not run", "– (±0.03)"]
 
 
 def test_html_is_self_contained(rendered):
@@ -143,12 +146,12 @@ def test_real_data_has_verdicts_and_no_banner(tmp_path, specs):
     assert "Real data" in html
     cells = Page(html).summary_cells
     row = cells.index("Table 4.1 final validation accuracy")
-    assert cells[row + 5] == "differs"  # 0.8765 against 0.911207, tolerance 0.03
+    assert cells[row + 7 : row + 9] == ["inconclusive", "no (±0.03)"]  # one run; 0.8765 against 0.911207
     fbeta = cells.index("Table 4.1 final validation f_beta")
-    assert cells[fbeta + 5] == "differs"
+    assert cells[fbeta + 7 : fbeta + 9] == ["inconclusive", "no (±0.05)"]
     test = cells.index("test accuracy")
-    assert cells[test + 5] == "reproduced"  # 0.7321 against 0.7546, tolerance 0.05
-    assert '<td class="num bad">-0.0347</td>' in html and '<td class="num ok">-0.0225</td>' in html
+    assert cells[test + 7 : test + 9] == ["inconclusive", "yes (±0.05)"]  # 0.7321 against 0.7546, tolerance 0.05
+    assert '<td class="bad">no (±0.03)</td>' in html and '<td class="ok">yes (±0.05)</td>' in html
 
 
 def test_provenance(rendered):
@@ -198,6 +201,94 @@ def test_confusion_matrices_map_the_audit_to_all_normal(specs, findings):
     assert kf["matrix"] is None and "not identifiable" in kf["why"]
 
 
+# ------------------------------------------------------------------------------------------------ several seeds
+
+
+@pytest.fixture(scope="module")
+def three_seeds(tmp_path_factory, specs, _cached_audit) -> tuple[Path, str, str, dict]:
+    """Three real-data alexnet runs, seeds 0-2, rendered: Table 4.1's accuracy is reproduced (0.90, 0.91, 0.92
+    against 0.911207), its f_beta lies above the runs (0.80-0.82 against 0.869598), the test accuracy below
+    them (0.90-0.92 against 75.46%)."""
+    root = tmp_path_factory.mktemp("seeds") / "results"
+    finals = [(0.90, 0.80), (0.91, 0.81), (0.92, 0.82)]
+    write_alexnet_seeds(root, specs, finals, [0.90, 0.91, 0.92], synthetic=False)
+    html, md = (p.read_text() for p in report.render_report(root))
+    return root, html, md, json.loads((root / "report.json").read_text())
+
+
+def test_the_summary_sets_each_figure_against_the_spread_of_the_seeds(three_seeds):
+    _, html, md, _ = three_seeds
+    cells = Page(html).summary_cells
+    row = cells.index("Table 4.1 final validation accuracy")
+    assert cells[row + 1 : row + 9] == [
+        "0.9112", "3", "0.9100 ± 0.0100", "0.9000–0.9200", "[0.8603, 0.9597]", "-0.0012", "reproduced", "yes (±0.03)",
+    ]  # fmt: skip
+    fbeta = cells.index("Table 4.1 final validation f_beta")
+    assert cells[fbeta + 7] == "above"
+    test = cells.index("test accuracy")
+    assert cells[test + 7 : test + 9] == ["below", "no (±0.05)"]
+    summary = html[html.index('id="summary-section"') : html.index('id="summary"')]
+    assert "reproduced</span> 1, " in summary and "above</span> 1, " in summary and "below</span> 1, " in summary
+    worst = summary[summary.index('id="not-reproduced"') :]
+    assert worst.index("test accuracy") < worst.index("f_beta")  # 0.1057 below its interval, then 0.0099 above
+    assert "published 75.46% lies below the interval [0.8603, 0.9597] of 3 runs (by 0.1057" in worst
+    assert (
+        "| Table 4.1 final validation accuracy | 0.9112 | 3 | 0.9100 ± 0.0100 | 0.9000–0.9200 | [0.8603, 0.9597] |"
+        in md
+    )
+
+
+def test_the_rule_is_explained_at_the_top(three_seeds):
+    _, html, md, _ = three_seeds
+    for text in (html, md):
+        rule = text.index("m ± t(0.975, N−1) · s · √(1 + 1/N)")
+        assert rule < text.index("Summary") and "confidence interval of the mean" in text
+        assert "half the unit of its last printed digit" in text and "fewer than 3 runs" in text
+
+
+def test_per_epoch_mean_sd_and_confusion_over_the_seeds(three_seeds):
+    _, html, md, _ = three_seeds
+    table = html[html.index('id="table-4.1"') :]
+    assert "as the mean ± sd of 3 seeds" in table
+    assert '<td class="num rep">0.9100 ± 0.0100</td>' in table  # epoch 9's accuracy
+    assert "the validation cells of 3 runs (seeds 0, 1, 2; 8379 cells in all)" in table
+    assert "summed over the seeds and as the mean per seed" in table
+    assert "Reproduced: the validation cells of 3 runs" in md
+
+
+def test_report_json_holds_one_record_per_published_figure(three_seeds, specs):
+    root, _, _, doc = three_seeds
+    assert doc["schema_version"] == 1 and doc["counts"]["reproduced"] == 1 and doc["counts"]["below"] == 1
+    alexnet = [f for f in doc["figures"] if f["spec"] == "alexnet"]
+    assert [(f["table"], f["figure"]) for f in alexnet] == [
+        ("4.1", "final validation accuracy"),
+        ("4.1", "final validation f_beta"),
+        (None, "test accuracy"),
+    ]
+    acc = alexnet[0]
+    required = ("spec", "table", "figure", "published", "n", "seeds", "mean", "sd", "min", "max", "pi_low", "pi_high")
+    assert set(required) | {"verdict", "within_tolerance"} <= set(acc)
+    assert acc["n"] == 3 and acc["seeds"] == [0, 1, 2] and acc["mean"] == pytest.approx(0.91)
+    assert acc["pi_low"] == pytest.approx(0.8603172, abs=1e-7) and acc["verdict"] == "reproduced"
+    assert all(f["published"] is not None for f in doc["figures"])  # the unpublished test figures stay out
+    squeeze = next(f for f in doc["figures"] if f["spec"] == "squeezenet")
+    assert squeeze["n"] == 0 and squeeze["verdict"] == "not_run" and squeeze["mean"] is None
+
+
+def test_show_and_list_give_the_seeds(three_seeds, cli):
+    root = three_seeds[0]
+    code, out, _ = cli("show", "alexnet", "--results", root)
+    assert code == 0 and "3 runs, seeds 0, 1, 2" in out
+    line = next(x for x in out.splitlines() if x.startswith("Table 4.1 final validation accuracy"))
+    assert line.split()[5:] == [
+        "0.9112", "3", "0.9100", "0.0100", "0.9000", "0.9200", "[0.8603,", "0.9597]", "reproduced", "yes", "(±0.03)",
+    ]  # fmt: skip
+    assert "0.9100 ± 0.0100" in out  # epoch 9 of Table 4.1
+    code, out, _ = cli("list", "--results", root)
+    alexnet = next(x for x in out.splitlines() if x.startswith("alexnet"))
+    assert code == 0 and "3 (0,1,2)" in alexnet and "alexnet-smoke-seed2-20240101-000002" in alexnet
+
+
 # ------------------------------------------------------------------------------------------------ Markdown
 
 
@@ -210,7 +301,7 @@ def test_markdown_references_images_that_exist(rendered):
         path = md_path.parent / link
         assert path.is_file(), link
         assert path.read_bytes().startswith(PNG_MAGIC)
-    assert "| Table 4.1 final validation accuracy | 0.9112 | 0.8765 | -0.0347 |" in md
+    assert "| Table 4.1 final validation accuracy | 0.9112 | 1 | 0.8765 | – | – | -0.0347 |" in md
     assert "not run" in md
     assert not re.search(r"\]\((?:https?:|/)", md)
 
@@ -269,7 +360,7 @@ def test_a_broken_environment_or_curve_does_not_stop_the_report(tmp_path, specs)
     "damage, says",
     [
         (lambda r: r | {"validation": {"accuracy": 0.5}}, "the required key 'validation.cells' is missing"),
-        (lambda r: r | {"schema_version": 3}, "was written by a newer version of the suite"),
+        (lambda r: r | {"schema_version": SCHEMA_VERSION + 1}, "was written by a newer version of the suite"),
         (lambda r: "{not json", "is not a run record"),
     ],
     ids=["a summary without most keys", "a newer schema", "not JSON"],
@@ -290,7 +381,12 @@ def test_filters():
     assert fmt.signed(-0.03471) == "-0.0347" and fmt.signed(0.01) == "+0.0100"
     assert fmt.pct(0.87, 0) == "87%" and fmt.sci(1e-06) == "1e-06"
     assert fmt.duration(3.21) == "3.2s" and fmt.duration(75) == "1m 15s" and fmt.duration(4321.5) == "1h 12m 02s"
-    assert fmt.verdict_class("not comparable (synthetic data)") == "synthetic"
+    assert fmt.verdict_class(Verdict.NOT_COMPARABLE) == "synthetic" and fmt.verdict_class(Verdict.BELOW) == "bad"
+    assert fmt.verdict_text(Verdict.NOT_COMPARABLE) == "not comparable (synthetic data)"
+    assert fmt.verdict_text(None) == "not run" and fmt.verdict_class(Verdict.INCONCLUSIVE) == "none"
+    assert fmt.mean_sd(spread([0.9, 0.92], [0, 1])) == "0.9100 ± 0.0141" and fmt.mean_sd(spread([0.9], [0])) == "0.9000"
+    assert fmt.interval(spread([0.9], [0])) == "–" and fmt.interval(None) == "–"
+    assert fmt.interval(spread([0.90, 0.91, 0.92], [0, 1, 2])) == "[0.8603, 0.9597]"
     assert fmt.tone(0.04, 0.03) == "bad" and fmt.tone(-0.01, 0.03) == "ok" and fmt.tone(None, 0.03) == ""
 
 

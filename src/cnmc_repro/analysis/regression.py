@@ -34,11 +34,11 @@ def _summary(s: Summary | None) -> dict | None:
 
 
 def figures(results: Path, profile: str = "smoke") -> dict[str, Any]:
-    """Every figure of the latest run of each spec, without wall-clock times."""
+    """Every figure of the latest run of seed 0 of each spec (the baseline's seed), without wall-clock times."""
     store = Store(results)
     out: dict[str, Any] = {}
     for spec_id in load_all():
-        run_dir = store.latest(spec_id, profile)
+        run_dir = store.latest(spec_id, profile, seed=0)
         if run_dir is None:
             continue
         r = store.record(run_dir)

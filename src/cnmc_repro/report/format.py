@@ -8,7 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from cnmc_repro.analysis.compare import verdict
+from cnmc_repro.analysis.compare import within
+from cnmc_repro.analysis.seeds import Spread, Verdict
 from cnmc_repro.paths import project_root
 
 TEMPLATES = project_root() / "report_templates"
@@ -32,7 +33,11 @@ def environment() -> Environment:
         duration=duration,
         when=when,
         verdict_class=verdict_class,
+        verdict_text=verdict_text,
         tone=tone,
+        mean_sd=mean_sd,
+        interval=interval,
+        yes_no=yes_no,
         md=md_cell,
         plural=plural,
         ljust=ljust,
@@ -76,18 +81,57 @@ def when(moment: dt.datetime | None) -> str:
     return "–" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def verdict_class(text: str) -> str:
-    """A CSS class for a verdict of ``compare.verdict``: the one place where verdicts get their colour."""
-    if text.startswith("not comparable"):
-        return "synthetic"
-    return {"reproduced": "ok", "differs": "bad"}.get(text, "none")
+VERDICT_TEXT = {
+    Verdict.REPRODUCED: "reproduced",
+    Verdict.ABOVE: "above",
+    Verdict.BELOW: "below",
+    Verdict.INCONCLUSIVE: "inconclusive",
+    Verdict.NOT_COMPARABLE: "not comparable (synthetic data)",
+    Verdict.NOT_RUN: "not run",
+    Verdict.NOT_PUBLISHED: "not published",
+}
+VERDICT_CLASS = {
+    Verdict.REPRODUCED: "ok",
+    Verdict.ABOVE: "bad",
+    Verdict.BELOW: "bad",
+    Verdict.NOT_COMPARABLE: "synthetic",
+}
+
+
+def verdict_text(verdict: Verdict | None) -> str:
+    """A verdict of ``seeds.verdict`` in words; None (no comparison) is "not run"."""
+    return VERDICT_TEXT[verdict or Verdict.NOT_RUN]
+
+
+def verdict_class(verdict: Verdict | None) -> str:
+    """A CSS class for a verdict: the one place where verdicts get their colour."""
+    return VERDICT_CLASS.get(verdict, "none")
 
 
 def tone(difference: float | None, tolerance: float | None, synthetic: bool = False) -> str:
-    """The CSS class of one per-epoch difference: the colour of its verdict against the spec's tolerance."""
-    if difference is None or tolerance is None:
-        return ""
-    return verdict_class(verdict(difference, tolerance, synthetic))
+    """The CSS class of one per-epoch difference of the runs' mean: within the spec's tolerance or not."""
+    if synthetic and difference is not None:
+        return "synthetic"
+    inside = within(difference, tolerance)
+    return "" if inside is None else ("ok" if inside else "bad")
+
+
+def mean_sd(spread: Spread | None, digits: int = 4) -> str:
+    """The runs' figure: "0.8765" for one run, "0.8765 ± 0.0123" for several; None -> "–"."""
+    if spread is None:
+        return "–"
+    return fixed(spread.mean, digits) + (f" ± {spread.sd:.{digits}f}" if spread.sd is not None else "")
+
+
+def interval(spread: Spread | None, digits: int = 4) -> str:
+    """The prediction interval: "[0.8603, 0.9597]"; "–" without one (fewer than two runs)."""
+    if spread is None or spread.pi_low is None:
+        return "–"
+    return f"[{spread.pi_low:.{digits}f}, {spread.pi_high:.{digits}f}]"
+
+
+def yes_no(value: bool | None) -> str:
+    return "–" if value is None else ("yes" if value else "no")
 
 
 def md_cell(text: Any) -> str:

@@ -71,11 +71,13 @@ def _figure(
     return fig, list(axes)
 
 
-def plot_table(key: str, table: PublishedTable, rows: list[dict]) -> Figure:
+def plot_table(key: str, table: PublishedTable, rows: list[dict], n: int) -> Figure:
     """A printed table's epochs against the reproduced ones: metrics left, losses right (Tables 4.1-4.14).
-    One colour per column; published solid with filled markers, reproduced dashed with open ones."""
+    One colour per column; published solid with filled markers, the mean of the ``n`` runs dashed with open
+    ones over a band from their minimum to their maximum."""
     fig, (left, right) = _figure(10, 3.4, cols=2)
     metrics = [c for c in ("accuracy", "f_beta", "error_rate") if c in table.columns]
+    label = "reproduced" if n <= 1 else f"mean of {n} seeds (band: min-max)"
     for ax, columns, title in ((left, metrics, "metrics"), (right, ["train_loss", "valid_loss"], "losses")):
         for col in columns:
             pub = [(r["epoch"], r["published"][col]) for r in rows if r["published"] and col in r["published"]]
@@ -83,14 +85,19 @@ def plot_table(key: str, table: PublishedTable, rows: list[dict]) -> Figure:
             if pub:
                 ax.plot(*zip(*pub, strict=True), "-o", ms=4, color=COLUMN_COLOURS[col], label=f"{col} published")
             if rep:
+                epochs = [ep for ep, _ in rep]
                 ax.plot(
-                    *zip(*rep, strict=True),
+                    epochs,
+                    [s.mean for _, s in rep],
                     "--s",
                     ms=5,
                     mfc="none",
                     color=COLUMN_COLOURS[col],
-                    label=f"{col} reproduced",
+                    label=f"{col} {label}",
                 )
+                if n > 1:
+                    lows, highs = [s.min for _, s in rep], [s.max for _, s in rep]
+                    ax.fill_between(epochs, lows, highs, color=COLUMN_COLOURS[col], alpha=0.15, lw=0)
         ax.set_title(f"Table {key}: {title}, published against reproduced", fontsize=9)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -98,8 +105,9 @@ def plot_table(key: str, table: PublishedTable, rows: list[dict]) -> Figure:
     return fig
 
 
-def plot_confusions(panels: list[tuple[str, list[list[int]]]]) -> Figure:
-    """Confusion matrices side by side; rows true ALL/normal, columns predicted ALL/normal, counts and row %."""
+def plot_confusions(panels: list[tuple[str, list[list[float]]]]) -> Figure:
+    """Confusion matrices side by side; rows true ALL/normal, columns predicted ALL/normal, counts (a mean
+    over seeds to one decimal) and row %."""
     fig, axes = _figure(3.6 * len(panels), 3.4, cols=len(panels), left=1.0, top=0.6, wspace=0.45)
     for ax, (title, matrix) in zip(axes, panels, strict=True):
         ax.grid(False)
@@ -109,7 +117,8 @@ def plot_confusions(panels: list[tuple[str, list[list[int]]]]) -> Figure:
             total = sum(row) or 1
             for j, count in enumerate(row):
                 colour = "white" if count > peak / 2 else "black"
-                ax.text(j, i, f"{count}\n{100 * count / total:.1f}%", ha="center", va="center", color=colour)
+                shown = f"{count:.1f}" if count != int(count) else f"{int(count)}"
+                ax.text(j, i, f"{shown}\n{100 * count / total:.1f}%", ha="center", va="center", color=colour)
         ax.set_xticks([0, 1], [f"pred. {c}" for c in CLASSES])
         ax.set_yticks([0, 1], [f"true {c}" for c in CLASSES])
         ax.set_title(title, fontsize=8)
@@ -183,17 +192,24 @@ def plot_kfold(rows: list[dict], folds: int, cycle: str) -> Figure:
 
 
 def plot_ensembles(combos: list[dict], published: float | None, tolerance: float) -> Figure:
-    """Section 4.2.1: each ensemble's test accuracy against the published 87%."""
+    """Section 4.2.1: each ensemble's test accuracy (the mean over the seeds, whiskers min-max) against the
+    published 87%."""
     fig, (ax,) = _figure(8, 0.6 * len(combos) + 1.2, left=2.6)
     labels = [" + ".join(c["members"]) for c in combos]
-    values = [c["test"].accuracy if c["test"] else 0.0 for c in combos]
-    ax.barh(labels, values, color=REPRODUCED_COLOUR, alpha=0.8, label="reproduced test accuracy")
+    spreads = [c["comparison"].spread for c in combos]
+    means = [s.mean if s else 0.0 for s in spreads]
+    # the mean of equal values can differ from them in the last bit: no negative whisker
+    errors = [
+        [max(0.0, s.mean - s.min) if s else 0.0 for s in spreads],
+        [max(0.0, s.max - s.mean) if s else 0.0 for s in spreads],
+    ]
+    ax.barh(labels, means, xerr=errors, color=REPRODUCED_COLOUR, alpha=0.8, label="reproduced test accuracy")
     if published is not None:
         ax.axvspan(published - tolerance, published + tolerance, color=PUBLISHED_COLOUR, alpha=0.12)
         ax.axvline(published, color=PUBLISHED_COLOUR, ls="--", label=f"published {published:.0%} (± tolerance)")
     ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.set_xlabel("test accuracy")
+    ax.set_xlabel("test accuracy (mean over the seeds; whiskers: min-max)")
     ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1, 1), ncol=2, frameon=False)
     ax.set_title("section 4.2.1: test accuracy of each ensemble", fontsize=9, loc="left")
     return fig

@@ -1,4 +1,5 @@
-"""The finished runs a report or ``show`` reads: the latest run of every spec, in the report's order."""
+"""The finished runs a report or ``show`` reads: for every spec the series of its latest run (the runs of the
+same recipe, code and data under every seed stored), in the report's order."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import re
 from pathlib import Path
 
 from cnmc_repro.spec.schema import Spec
-from cnmc_repro.store.folders import Store, StoredRun
+from cnmc_repro.store.folders import Series, Store
 
 
-def collect_runs(results_dir: Path, specs: dict[str, Spec], profile: str | None) -> dict[str, StoredRun | None]:
-    """The latest finished run of every spec (None where there is none); nothing is created on disk."""
+def latest_series(store: Store, spec_id: str, profile: str | None) -> Series | None:
+    """The series of the latest finished run of a spec (of ``profile``, when given), or None."""
+    run_dir = store.latest(spec_id, profile)
+    return store.load_series(run_dir) if run_dir else None
+
+
+def collect_runs(results_dir: Path, specs: dict[str, Spec], profile: str | None) -> dict[str, Series | None]:
+    """The series of the latest finished run of every spec (None where there is none); nothing is created on
+    disk."""
     store = Store(results_dir)
-    latest = {sid: store.latest(sid, profile) for sid in specs}
-    return {sid: store.load(run_dir) if run_dir else None for sid, run_dir in latest.items()}
+    return {sid: latest_series(store, sid, profile) for sid in specs}
 
 
 def report_order(specs: dict[str, Spec]) -> list[str]:

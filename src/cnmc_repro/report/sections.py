@@ -1,18 +1,21 @@
 """The report's sections beyond the printed tables: the learning-rate finder (Figs 4.1, 4.3, 4.5, 4.6),
 Table 4.5's schedule, the Bayesian search (Fig 4.12), the k-fold variants side by side (Tables 4.9-4.13)
-and the ensembles (section 4.2.1), as plain numbers with their figures."""
+and the ensembles (section 4.2.1), as plain numbers with their figures. The learning-rate finder, the
+schedule and the probes are those of the latest run; the k-fold folds and the ensembles are over the seeds."""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 
 from cnmc_repro.analysis.audit import table_key_order
-from cnmc_repro.analysis.compare import percent, verdict
+from cnmc_repro.analysis.compare import Measure, judge, published_figures, spread_over
 from cnmc_repro.analysis.metrics import mean_std
 from cnmc_repro.report.plots import Figures, plot_bayesian, plot_ensembles, plot_kfold, plot_lr_find
 from cnmc_repro.report.runs import report_order
 from cnmc_repro.spec.schema import Spec
-from cnmc_repro.store.folders import StoredRun
+from cnmc_repro.store.folders import Series, StoredRun
+from cnmc_repro.store.record import EnsembleResult
 
 
 def lr_find_view(spec: Spec, run: StoredRun | None, figures: Figures) -> dict | None:
@@ -90,11 +93,12 @@ def bayesian_view(spec: Spec, run: StoredRun | None, findings: dict, figures: Fi
     }
 
 
-def kfold_view(specs: dict[str, Spec], runs: dict[str, StoredRun | None], figures: Figures) -> dict | None:
-    """Section 4.2.4 (Tables 4.9-4.13): per fold and mean ± std, the published folds beside every k-fold
-    variant: weights carried over (kfold), independent folds, subject-grouped folds. The tables print the first
-    cycle of each fold, so a variant's accuracy at the end of that cycle is the comparable figure; the end of the
-    fold (both cycles) is what its kfold_summary holds."""
+def kfold_view(specs: dict[str, Spec], series: dict[str, Series | None], figures: Figures) -> dict | None:
+    """Section 4.2.4 (Tables 4.9-4.13): per fold and mean ± std over the folds, the published folds beside
+    every k-fold variant: weights carried over (kfold), independent folds, subject-grouped folds; a variant
+    run under several seeds shows each fold's mean over the seeds. The tables print the first cycle of each
+    fold, so a variant's accuracy at the end of that cycle is the comparable figure; the end of the fold (both
+    cycles) is what its kfold_summary holds."""
     variants = [specs[sid] for sid in report_order(specs) if specs[sid].kind == "kfold"]
     if not variants:
         return None
@@ -109,24 +113,23 @@ def kfold_view(specs: dict[str, Spec], runs: dict[str, StoredRun | None], figure
         values = [last_rows[k][1].get(metric) if k in last_rows else None for k in range(folds)]
         rows.append(_kfold_row("published", "the printed tables", f"end of {cycle}", metric, values))
     for spec in variants:
-        run = runs.get(spec.id)
+        found = series.get(spec.id)
         what = ("weights carried over" if spec.kfold.carry_weights else "independent folds") + (
             ", folds of subjects" if spec.kfold.grouping == "subjects" else ", folds of cells"
         )
-        if run is None:
+        if found is None:
             rows.append(_kfold_row(spec.id, what, None, None, [None] * folds, ran=False))
             continue
-        by_fold = {f.fold: f.validation for f in run.record.folds}
-        cycle_ends = [[e for e in run.epochs if e.get("fold") == k and e.get("stage") == cycle] for k in range(folds)]
-        summary = run.record.kfold_summary
-        rows.append(
-            _kfold_row(
-                spec.id, what, f"end of {cycle}", "accuracy", [e[-1].get("accuracy") if e else None for e in cycle_ends]
-            )
-        )
+        runs = found.runs
+        if len(runs) > 1:
+            what += f", mean of {len(runs)} seeds per fold"
+
+        cycle_ends = _per_fold(runs, folds, lambda run, k: _stage_end(run, k, cycle))
+        rows.append(_kfold_row(spec.id, what, f"end of {cycle}", "accuracy", cycle_ends))
         for metric in ("accuracy", "f_beta"):
-            values = [getattr(by_fold[k], metric) if by_fold.get(k) else None for k in range(folds)]
-            rows.append(_kfold_row(spec.id, what, "end of fold", metric, values, summary.get(metric)))
+            stored = runs[0].record.kfold_summary.get(metric) if len(runs) == 1 else None
+            values = _per_fold(runs, folds, lambda run, k, metric=metric: _fold_end(run, k, metric))
+            rows.append(_kfold_row(spec.id, what, "end of fold", metric, values, stored))
     comparable = [r for r in rows if r["when"] == f"end of {cycle}" and r["metric"] == "accuracy"]
     return {
         "cycle": cycle,
@@ -135,6 +138,24 @@ def kfold_view(specs: dict[str, Spec], runs: dict[str, StoredRun | None], figure
         "rows": rows,
         "image": figures.add("kfold-folds", plot_kfold(comparable, folds, cycle)),
     }
+
+
+def _per_fold(runs: list[StoredRun], folds: int, value) -> list[float | None]:
+    """``value(run, fold)`` of each fold, averaged over the runs that hold it."""
+    spreads = [spread_over(runs, lambda run, k=k: value(run, k)) for k in range(folds)]
+    return [s.mean if s else None for s in spreads]
+
+
+def _stage_end(run: StoredRun, fold: int, stage: str) -> float | None:
+    """The validation accuracy at the end of a stage of a fold."""
+    ends = [e for e in run.epochs if e.get("fold") == fold and e.get("stage") == stage]
+    return ends[-1].get("accuracy") if ends else None
+
+
+def _fold_end(run: StoredRun, fold: int, metric: str) -> float | None:
+    """A validation figure of a fold's model at the end of the fold."""
+    validation = next((f.validation for f in run.record.folds if f.fold == fold), None)
+    return getattr(validation, metric) if validation else None
 
 
 def _kfold_row(
@@ -154,35 +175,43 @@ def _kfold_row(
     }
 
 
-def ensemble_view(spec: Spec, run: StoredRun | None, figures: Figures) -> dict | None:
-    """Section 4.2.1: every combination's test accuracy against the published 87%."""
+def ensemble_view(spec: Spec, series: Series | None, figures: Figures) -> dict | None:
+    """Section 4.2.1: every combination's test accuracy over the seeds against the published 87%, with the
+    verdict of ``compare``; each seed's ensemble combines the members' runs of its seed."""
     if spec.kind != "ensemble" or spec.ensemble is None:
         return None
-    published = percent(spec.published.test_accuracy)
-    stored = {tuple(e.members): e for e in run.record.ensembles} if run else {}
-    tolerance = spec.tolerance.test_accuracy
+    (published,) = [f for f in published_figures(spec) if f.measure is Measure.TEST and f.published is not None]
+    runs = series.runs if series else []
     combos = []
     for members in spec.ensemble.combinations:
-        entry = stored.get(tuple(members))
-        test = entry.test if entry else None
-        accuracy = test.accuracy if test else None
-        diff = accuracy - published if accuracy is not None and published is not None else None
+
+        def entry(run: StoredRun, members=members) -> EnsembleResult | None:
+            return next((e for e in run.record.ensembles if e.members == members), None)
+
+        def test(run: StoredRun, metric: str, entry=entry) -> float | None:
+            found = entry(run)
+            return getattr(found.test, metric) if found and found.test else None
+
+        figure = replace(published, figure=f"test accuracy of {' + '.join(members)}")
         combos.append(
             {
                 "members": members,
-                "member_runs": entry.member_runs if entry else [],
-                "test": test,
-                "test_cells": entry.test_cells if entry else None,
-                "validation": entry.validation if entry else None,
-                "difference": diff,
-                "verdict": verdict(diff, tolerance, run.record.synthetic if run else False),
+                "member_runs": latest.member_runs if series and (latest := entry(series.latest)) else [],
+                "test_cells": next((e.test_cells for run in runs if (e := entry(run))), None),
+                "comparison": judge(figure, [(run, test(run, "accuracy")) for run in runs]),
+                "sensitivity": spread_over(runs, lambda r, test=test: test(r, "sensitivity")),
+                "weighted_f1": spread_over(runs, lambda r, test=test: test(r, "weighted_f1")),
+                "best_in": [run.record.seed for run in runs if run.record.best_ensemble == members],
             }
         )
-    image = figures.add(f"{spec.id}-test", plot_ensembles(combos, published, tolerance)) if run else None
+    image = None
+    if runs:
+        image = figures.add(f"{spec.id}-test", plot_ensembles(combos, published.published, published.tolerance))
     return {
-        "published": published,
-        "tolerance": tolerance,
+        "published": published.published,
+        "printed": published.printed[0],
+        "tolerance": published.tolerance,
         "combos": combos,
-        "best": run.record.best_ensemble if run else None,
+        "n": len(runs),
         "image": image,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -71,6 +71,14 @@ class Context:
             self._images[key] = (prepared.images, prepared.cells)
             self.prepare_seconds += time.perf_counter() - t0
         return self._images[key]
+
+    def for_seed(self, seed: int) -> Context:
+        """The context of the same invocation for the runs of another seed: cells sampled and memoised anew
+        (so that a seed's runs are those a single-seed invocation makes), the same cache of prepared cells,
+        and one count of epochs for ``interrupt_after_epochs`` across the seeds."""
+        if self.interrupt_after_epochs and self._interrupt is None:
+            self._interrupt = Interrupt(self.interrupt_after_epochs)
+        return replace(self, seed=seed, current={}, recorded=[], _images={}, _pool=None)
 
     def record_epoch(self, record: dict) -> None:
         record = {**self.current, **record}

@@ -1,7 +1,9 @@
 """Runs specs: ``reproduce run ID...`` and ``reproduce all``.
 
-For each spec it resolves the profile, computes the run key, skips a finished run with the same key
-(unless forced), and otherwise trains and stores the run. Ensemble members run before their ensemble.
+For each seed and each spec it resolves the profile, computes the run key, skips a finished run with the
+same key (unless forced), and otherwise trains and stores the run: one run per (spec, seed), seed after seed,
+ensemble members before their ensemble (which combines the members' runs of its own seed). Every run also
+gets a series key, the same hash without the seed, that groups the runs of one recipe across seeds.
 Interrupting loses at most the run in progress, and of a run made of several parts (folds, probes, image
 sizes) only the part in progress: finished runs and parts stay, and the next invocation continues.
 """
@@ -31,7 +33,7 @@ class Options:
     data: str | None = None
     profile: str | None = None  # default: full with --data, smoke on the built-in data
     device: str = "auto"
-    seed: int = 0
+    seeds: tuple[int, ...] = (0,)  # one run of every spec per seed
     force: bool = False
     pretrained: bool = True
     results: Path = field(default_factory=lambda: project_root() / "results")
@@ -43,9 +45,10 @@ class Options:
 
 @dataclass
 class RunStatus:
-    """What became of one spec in an invocation: trained now, or an earlier finished run reused."""
+    """What became of one (spec, seed) in an invocation: trained now, or an earlier finished run reused."""
 
     spec_id: str
+    seed: int
     run_dir: Path
     ran: bool  # False when an earlier finished run was reused
     seconds: float
@@ -61,6 +64,23 @@ def resolve_device(name: str) -> str:
     if name != "cpu" and not name.startswith("cuda"):
         raise UserError(f"unknown device {name!r}; use cpu, cuda or cuda:N")
     return name
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``--seeds``: a count (``"5"``: seeds 0 to 4) or a list (``"0,3,7"``; ``"7,"`` is seed 7 alone)."""
+    try:
+        if "," in text:
+            seeds = [int(part) for part in text.split(",") if part.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UserError(
+            f"--seeds {text!r} is neither a count of seeds (5: seeds 0 to 4) nor a list of seeds (0,3,7); "
+            "give one of them, or --seed N for one seed"
+        )
+    return tuple(dict.fromkeys(seeds))
 
 
 def order_with_members(ids: list[str], specs: dict[str, Spec]) -> list[str]:
@@ -88,7 +108,7 @@ class Engine:
         self.store = Store(options.results)
         self.fingerprint = data_fingerprint(self.dataset)
         self.code = code_version()
-        self._keys: dict[str, str] = {}
+        self._parts: dict[str, dict] = {}
         self._ctx = None
 
     def resolved(self, spec_id: str) -> Spec:
@@ -96,53 +116,74 @@ class Engine:
 
         return resolve(self.specs[spec_id], self.profile, self.options.pretrained, lambda a: weights_file(a).is_file())
 
-    def key(self, spec_id: str) -> str:
-        if spec_id not in self._keys:
-            spec = self.resolved(spec_id)
-            parts = {
-                "spec": to_plain(spec) | {"path": None},
+    def _recipe_parts(self, spec_id: str) -> dict:
+        """Everything that decides a run's figures but its seed (and, for an ensemble, its members)."""
+        if spec_id not in self._parts:
+            self._parts[spec_id] = {
+                "spec": to_plain(self.resolved(spec_id)) | {"path": None},
                 "profile": self.profile.name,
-                "seed": self.options.seed,
                 "data": self.fingerprint,
                 "code": self.code,
                 "device": self.device.split(":")[0],
                 "deterministic": self.options.deterministic,
                 "skip_bad": self.options.skip_bad,
             }
-            if spec.ensemble:
-                parts["members"] = [self.key(m) for combo in spec.ensemble.combinations for m in combo]
-            self._keys[spec_id] = run_key(parts)
-        return self._keys[spec_id]
+        return self._parts[spec_id]
+
+    def _members(self, spec_id: str) -> list[str]:
+        spec = self.specs[spec_id]
+        return [m for combo in spec.ensemble.combinations for m in combo] if spec.ensemble else []
+
+    def key(self, spec_id: str, seed: int) -> str:
+        """The run key: the recipe's parts and the seed; an ensemble's holds its members' run keys of the seed."""
+        parts = self._recipe_parts(spec_id) | {"seed": seed}
+        if members := self._members(spec_id):
+            parts["members"] = [self.key(m, seed) for m in members]
+        return run_key(parts)
+
+    def series_key(self, spec_id: str) -> str:
+        """The series key: the run key without the seed; an ensemble's holds its members' series keys."""
+        parts = dict(self._recipe_parts(spec_id))
+        if members := self._members(spec_id):
+            parts["members"] = [self.series_key(m) for m in members]
+        return run_key(parts)
 
     def run(self, ids: list[str]) -> list[RunStatus]:
         opts = self.options
         ids = order_with_members(resolve_ids(ids, self.specs), self.specs)
         units = {i: sum(e * (s / 64) ** 2 for e, s in planned_epochs(self.resolved(i))) for i in ids}
-        progress = Progress(sum(units.values()), len(ids), quiet=opts.quiet)
+        # seed after seed: the first seed's runs give a whole report early, each further seed adds to the spread
+        tasks = [(spec_id, seed) for seed in opts.seeds for spec_id in ids]
+        progress = Progress(sum(units[i] for i, _ in tasks), len(tasks), quiet=opts.quiet)
         if self.dataset.synthetic:
             progress.say("SYNTHETIC DATA: built-in cells, not C-NMC; the figures cannot be compared with the report.")
         removed = self.store.clear_partial()
         if removed:
             progress.say(f"removed {removed} unfinished run folder(s) left by an interrupted invocation")
+        seeds = ", ".join(map(str, opts.seeds))
         progress.say(
-            f"profile {self.profile.name}, seed {opts.seed}, device {self.device}, data {self.dataset.root}, "
-            f"results {self.store.root}"
+            f"profile {self.profile.name}, seed{'s' if len(opts.seeds) > 1 else ''} {seeds}, device {self.device}, "
+            f"data {self.dataset.root}, results {self.store.root}"
         )
         outcomes = []
-        for spec_id in ids:
-            key = self.key(spec_id)
+        for spec_id, seed in tasks:
+            key = self.key(spec_id, seed)
             done = None if opts.force else self.store.find(key)
+            label = f"{spec_id} seed {seed}"
             if done is not None:
-                progress.skip_run(spec_id, f"up to date ({done.name}); --force reruns it", units[spec_id])
-                outcomes.append(RunStatus(spec_id, done, False, 0.0))
+                progress.skip_run(label, f"up to date ({done.name}); --force reruns it", units[spec_id])
+                outcomes.append(RunStatus(spec_id, seed, done, False, 0.0))
                 continue
-            progress.start_run(spec_id, self.specs[spec_id].title)
-            outcomes.append(self._execute(spec_id, key, progress, units[spec_id]))
+            progress.start_run(label, self.specs[spec_id].title)
+            outcomes.append(self._execute(spec_id, seed, key, progress))
         return outcomes
 
-    def _context(self):
+    def _context(self, seed: int):
+        """The context of the runs of ``seed``: the first is made here, the next seed's from the one before."""
         from cnmc_repro.run.context import Context
 
+        if self._ctx is not None and self._ctx.seed != seed:
+            self._ctx = self._ctx.for_seed(seed)
         if self._ctx is None:
             import torch
 
@@ -156,7 +197,7 @@ class Engine:
             self._ctx = Context(
                 self.dataset,
                 self.profile,
-                self.options.seed,
+                seed,
                 torch.device(self.device),
                 workdir=tempfile.mkdtemp(prefix="cnmc-fastai-"),
                 on_epoch=lambda r: None,
@@ -165,30 +206,27 @@ class Engine:
             )
         return self._ctx
 
-    def _execute(self, spec_id: str, key: str, progress: Progress, units: float) -> RunStatus:
+    def _execute(self, spec_id: str, seed: int, key: str, progress: Progress) -> RunStatus:
         import torch
 
         from cnmc_repro.run import experiments
 
         spec = self.resolved(spec_id)
-        writer = self.store.begin(spec_id, self.profile.name, self.options.seed, key)
+        series = self.series_key(spec_id)
+        writer = self.store.begin(spec_id, self.profile.name, seed, key)
         writer.json(
             "spec.json",
-            {"run_key": key, "profile": self.profile.name, "seed": self.options.seed, "spec": to_plain(spec)},
+            {"run_key": key, "series_key": series, "profile": self.profile.name, "seed": seed, "spec": to_plain(spec)},
         )
         writer.json("environment.json", environment(self.device))
         t0 = time.perf_counter()
         extra: dict = {}
         try:
             if spec.kind == "ensemble":
-                members = {
-                    m: self.store.record(self.store.find(self.key(m)))
-                    for combo in spec.ensemble.combinations
-                    for m in combo
-                }
+                members = {m: self.store.record(self.store.find(self.key(m, seed))) for m in self._members(spec_id)}
                 outcome = experiments.run_ensemble(spec, members)
             else:
-                ctx = self._context()
+                ctx = self._context(seed)
 
                 def on_epoch(record: dict, replayed: bool = False) -> None:
                     record = {"spec": spec_id, **record}
@@ -220,10 +258,11 @@ class Engine:
             outcome,
             run_id=writer.run_id,
             run_key=key,
+            series_key=series,
             spec=spec_id,
             kind=spec.kind,
             profile=self.profile.name,
-            seed=self.options.seed,
+            seed=seed,
             device=self.device,
             pretrained=bool(spec.recipe and spec.recipe.pretrained),
             synthetic=self.dataset.synthetic,
@@ -234,7 +273,7 @@ class Engine:
         )
         final = writer.finish(record)
         progress.note(f"done in {seconds:.1f}s -> {final}")
-        return RunStatus(spec_id, final, True, seconds)
+        return RunStatus(spec_id, seed, final, True, seconds)
 
 
 def run(ids: list[str] | None, options: Options) -> list[RunStatus]:

@@ -161,8 +161,8 @@ class PublishedTable:
     command: str | None = None  # the code line printed above it
     notes: list[str] = field(default_factory=list)
 
-    def values(self) -> list[dict[str, float | str]]:
-        """The rows as numbers (time columns stay text)."""
+    def printed_rows(self) -> list[dict[str, str]]:
+        """The rows as printed, column by column (the printed digits say how exact a figure is)."""
         out = []
         for line in self.rows:
             cells = line.split()
@@ -170,8 +170,12 @@ class PublishedTable:
                 raise UserError(
                     f"published row {line!r} of {self.caption} has {len(cells)} columns, not {len(self.columns)}"
                 )
-            out.append({c: (v if c == "time" else float(v)) for c, v in zip(self.columns, cells, strict=True)})
+            out.append(dict(zip(self.columns, cells, strict=True)))
         return out
+
+    def values(self) -> list[dict[str, float | str]]:
+        """The rows as numbers (time columns stay text)."""
+        return [{c: (v if c == "time" else float(v)) for c, v in row.items()} for row in self.printed_rows()]
 
 
 @dataclass(frozen=True)

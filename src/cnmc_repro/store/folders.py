@@ -15,7 +15,8 @@ image sizes of progressive resizing) keeps each finished part in ``results/.resu
 run finishes, and an interrupted one goes on from its last finished part.
 
 The run key hashes everything that decides the figures: resolved spec, profile, seed, data, code version
-and device type. A finished run with the same key is not redone.
+and device type. A finished run with the same key is not redone. The series key hashes the same but the
+seed: the runs of one series are one recipe's runs under several seeds, whose spread the report shows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from cnmc_repro.atomic import write_atomic, write_json_atomic
-from cnmc_repro.store.record import RunRecord, parse, upgrade_v1
+from cnmc_repro.store.record import RunRecord, parse, upgrade
 
 PARTIAL = ".partial"
 RESUME = ".resume"
@@ -131,6 +132,23 @@ class StoredRun:
         return dt.datetime.fromtimestamp((self.dir / "result.json").stat().st_mtime, dt.UTC)
 
 
+@dataclass
+class Series:
+    """The stored runs of one recipe that differ only by their seed (one series key): the newest run of each
+    seed, by seed, and the newest run of all, the one the series was found from."""
+
+    runs: list[StoredRun]
+    latest: StoredRun
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.record.seed for r in self.runs]
+
+    @property
+    def synthetic(self) -> bool:
+        return any(r.record.synthetic for r in self.runs)
+
+
 class Store:
     """The finished runs under one results folder, found by run key or by spec."""
 
@@ -148,9 +166,7 @@ class Store:
         """The record of a finished run; one sentence naming the file if it cannot be read."""
         if run_dir not in self._records:
             path = run_dir / "result.json"
-            data = load_json(path)
-            if isinstance(data, dict) and data.get("schema_version") == 1:
-                data = upgrade_v1(data, load_json(run_dir / "spec.json") or {})
+            data = upgrade(load_json(path), load_json(run_dir / "spec.json") or {})
             self._records[run_dir] = parse(data, path)
         return self._records[run_dir]
 
@@ -173,9 +189,24 @@ class Store:
         """The newest finished run with this key."""
         return self._newest(lambda r: r.run_key == key)
 
-    def latest(self, spec_id: str, profile: str | None = None) -> Path | None:
-        """The newest finished run of a spec (of ``profile``, when given)."""
-        return self._newest(lambda r: r.spec == spec_id and profile in (None, r.profile))
+    def latest(self, spec_id: str, profile: str | None = None, seed: int | None = None) -> Path | None:
+        """The newest finished run of a spec (of ``profile`` and ``seed``, when given)."""
+        return self._newest(lambda r: r.spec == spec_id and profile in (None, r.profile) and seed in (None, r.seed))
+
+    def series(self, run_dir: Path) -> list[Path]:
+        """The runs of ``run_dir``'s series (its recipe, code and data, any seed): the newest run of each
+        seed, in the order of the seeds."""
+        key = self.record(run_dir).series_key
+        newest: dict[int, Path] = {}
+        for p in self.runs():  # oldest first: a later run of a seed (--force) replaces an earlier one
+            record = self.record(p)
+            if record.series_key == key:
+                newest[record.seed] = p
+        return [newest[seed] for seed in sorted(newest)]
+
+    def load_series(self, run_dir: Path) -> Series:
+        runs = [self.load(p) for p in self.series(run_dir)]
+        return Series(runs=runs, latest=next(r for r in runs if r.dir == run_dir))
 
     def begin(self, spec_id: str, profile: str, seed: int, key: str) -> RunWriter:
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -205,9 +236,10 @@ def _run_time(run_dir: Path) -> tuple[str, int, float]:
 
 
 def report_is_current(results_dir: Path) -> bool:
-    """Whether ``report.html`` and ``report.md`` exist and are newer than every finished run in ``results_dir``."""
+    """Whether ``report.html``, ``report.md`` and ``report.json`` exist and are newer than every finished run in
+    ``results_dir``."""
     results_dir = Path(results_dir)
-    outputs = [results_dir / "report.html", results_dir / "report.md"]
+    outputs = [results_dir / name for name in ("report.html", "report.md", "report.json")]
     if not all(p.is_file() for p in outputs):
         return False
     newest = max(((p / "result.json").stat().st_mtime for p in Store(results_dir).runs()), default=0.0)

@@ -17,7 +17,8 @@ from cnmc_repro.analysis.metrics import Summary
 from cnmc_repro.errors import UserError
 from cnmc_repro.spec.strict import SpecError, build
 
-SCHEMA_VERSION = 2  # 2: the record is typed and holds the run key and data; 1: the result dict of 2026-11
+# 3: the record holds its series key; 2: the record is typed and holds the run key and data; 1: the result dict
+SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class RunRecord(Outcome):
     schema_version: int = SCHEMA_VERSION
     run_id: str  # <spec>-<profile>-seed<seed>-<time>, the run folder's name
     run_key: str  # the hash of everything that decides the figures
+    series_key: str  # the same hash without the seed: the runs of one recipe that differ only by their seed
     spec: str
     kind: str
     profile: str
@@ -137,6 +139,15 @@ def from_json(cls: type, data: Any, where: Path | str) -> Any:
         raise UserError(f"{e} (a damaged run record; delete that run folder or rerun it)") from None
 
 
+def upgrade(data: Any, meta: dict[str, Any]) -> Any:
+    """A stored record of an older schema as this one (``meta``: the run's ``spec.json``); others as they are."""
+    if isinstance(data, dict) and data.get("schema_version") == 1:
+        data = upgrade_v1(data, meta)
+    if isinstance(data, dict) and data.get("schema_version") == 2:
+        data = upgrade_v2(data)
+    return data
+
+
 def upgrade_v1(result: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
     """A record of schema 1 (the result dict, with the run key and data in ``spec.json``) as schema 2."""
     out = {k: v for k, v in result.items() if k != "best"}
@@ -147,10 +158,16 @@ def upgrade_v1(result: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
         out["best_ensemble"] = best["members"] if best else None
     data = meta.get("data") or {}
     out.update(
-        schema_version=SCHEMA_VERSION,
+        schema_version=2,
         run_key=meta.get("run_key", ""),
         data_root=data.get("root", ""),
         data_fingerprint=data.get("fingerprint", ""),
     )
     out.setdefault("run_id", "")
     return out
+
+
+def upgrade_v2(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of schema 2 as schema 3. Its series key cannot be computed again (the key's parts were not
+    stored), so the run is a series of its own: the record's run key, marked as such."""
+    return record | {"schema_version": 3, "series_key": f"run-{record.get('run_key', '')}"}

@@ -38,7 +38,6 @@ from cnmc_repro.analysis.audit.checks import (
 )
 from cnmc_repro.analysis.audit.findings import Agreement, BetaState, SpecCheck, TableFinding
 from cnmc_repro.analysis.audit.tables import audit_table, shared_positives, table_key_order
-from cnmc_repro.report.format import environment
 from cnmc_repro.spec.schema import Spec
 
 __all__ = [
@@ -110,6 +109,8 @@ def format_audit(doc: dict[str, Any]) -> str:
     """The terminal view of :func:`audit`'s document (``report_templates/audit.txt.j2``): an overview of the
     tables, a few lines per table with its confusion matrices, the Bayesian iterations with exact yes/no, the
     test accuracies and the spec fields that disagree with the audit or that it cannot decide."""
+    from cnmc_repro.report.format import environment  # the report's templates; analysis does not depend on them
+
     groups = Agreement.group(doc["spec_checks"])
     text = (
         environment()

@@ -169,13 +169,9 @@ def suggest_class(fraction: float, shares: dict[str, float] | None = None) -> st
     return None
 
 
-def _cells(table: PublishedTable) -> list[dict[str, str]]:
-    return [dict(zip(table.columns, line.split(), strict=True)) for line in table.rows]
-
-
 def audit_table(key: str, spec_id: str, table: PublishedTable, n_range: tuple[int, int] = N_RANGE) -> TableFinding:
     """Validation size, beta, positives and confusion matrices of one printed table (Tables 4.1-4.4, 4.6-4.14)."""
-    rows = _cells(table)
+    rows = table.printed_rows()
     accuracies = [r["accuracy"] for r in rows]
     error_rates = [r["error_rate"] for r in rows] if "error_rate" in table.columns else None
     fbetas = [r["f_beta"] for r in rows] if "f_beta" in table.columns else None
@@ -255,7 +251,7 @@ def shared_positives(specs: dict[str, Spec], tables: dict[str, TableFinding]) ->
         for other, o in known:
             if o.valid_size != t.valid_size or not t.positives_range[0] <= o.positives <= t.positives_range[1]:
                 continue
-            fbetas = [r["f_beta"] for r in _cells(specs[t.spec].published.tables[key])]
+            fbetas = [r["f_beta"] for r in specs[t.spec].published.tables[key].printed_rows()]
             epochs = matrices_at(t.valid_size, t.correct, fbetas, t.beta, o.positives)
             if epochs is None:
                 continue
