@@ -36,6 +36,7 @@ import pytest
 import torch
 
 from cnmc_repro.run.batches import DeviceBatches
+from cnmc_repro.run.fastai_v1 import ADAM_BETAS, ADAM_EPS
 from cnmc_repro.run.models import create_model
 from cnmc_repro.run.trainer import Trainer
 from cnmc_repro.spec.schema import Augmentation, FBeta, Stage
@@ -158,11 +159,11 @@ def test_training_images_per_second(benchmark, arch, size):
 
 def torch_loop_epochs(arch: str, images: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     """The suite's training step without fastai: the same model, batches, bf16/channels_last and fused AdamW
-    in a bare PyTorch loop (no callbacks, no one-cycle schedule, no metrics). The gap to the suite is what
-    fastai's loop costs."""
+    (fastai v1's betas and eps) in a bare PyTorch loop (no callbacks, no one-cycle schedule, no metrics). The
+    gap to the suite is what fastai's loop costs."""
     model = create_model(arch, False, 0.5).to(DEVICE)
     fused = {"fused": True} if GPU else {}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, eps=1e-5, **fused)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01, betas=ADAM_BETAS, eps=ADAM_EPS, **fused)
     if GPU:
         model.to(memory_format=torch.channels_last)
     model.train()

@@ -1,8 +1,10 @@
-"""Training with a fastai ``Learner`` fed by device-resident batches.
+"""Training with a fastai ``Learner`` fed by device-resident batches, on fastai v1's recipe.
 
-One ``Trainer`` holds the learner of a run: it fits stages (``fit_one_cycle`` with the body frozen or
-not), runs the learning-rate finder, records the report's per-epoch columns (train_loss, valid_loss,
-accuracy, error_rate, f_beta, time) and predicts class probabilities.
+One ``Trainer`` holds the learner of a run: it fits stages (fastai v1's ``fit_one_cycle`` with the body
+frozen or not), runs the learning-rate finder, records the report's per-epoch columns (train_loss,
+valid_loss, accuracy, error_rate, f_beta, time) and predicts class probabilities.
+
+The update and the schedule are fastai v1's on either device (``run.fastai_v1``).
 
 Per-epoch metrics accumulate a confusion matrix on the device, and the losses fastai records are kept
 on the device too: they are read once per epoch, so the loops do not wait for the host after every batch.
@@ -15,7 +17,6 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -23,12 +24,12 @@ from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 from fastai.learner import AvgLoss, AvgSmoothLoss, Learner, Metric
 from fastai.losses import CrossEntropyLossFlat
-from fastai.optimizer import Adam, OptimWrapper
 from fastai.torch_core import find_bs
 from fastai.vision.all import DataLoaders
 
 from cnmc_repro.analysis import metrics as M
 from cnmc_repro.run.batches import DeviceBatches
+from cnmc_repro.run.fastai_v1 import fit_one_cycle_v1, optimiser
 from cnmc_repro.run.models import create_model, splitter
 from cnmc_repro.spec.schema import FBeta, Stage
 
@@ -90,17 +91,6 @@ def _set_meters(recorder, loss: AvgLoss, smooth_loss: AvgSmoothLoss) -> None:
     # plain attribute writes: fastai's Callback.__setattr__ would warn that the learner has these names too
     object.__setattr__(recorder, "loss", loss)
     object.__setattr__(recorder, "smooth_loss", smooth_loss)
-
-
-def optimiser(device: torch.device):
-    """fastai's Adam on a CPU (exact, as fastai trains); on a GPU the same update as one fused AdamW kernel.
-
-    Both decouple the weight decay (fastai's ``true_wd``) and use fastai's eps of 1e-5; fastai's one-cycle
-    schedule drives lr and the first moment through fastai's hyper-parameter names either way.
-    """
-    if device.type == "cuda":
-        return partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=True, eps=1e-5))
-    return Adam
 
 
 class EpochLog(Callback):
@@ -187,19 +177,26 @@ class Trainer:
         callbacks: list[Callback] | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
+        opt_func: Callable | None = None,
     ) -> Trainer:
-        """``compile=True`` runs the model through ``torch.compile``; ``cuda_graphs=True`` (CUDA only) replays its
-        training passes as CUDA graphs. Both are weighed in ``benchmarks/bench_train.py`` and are off in runs."""
+        """``opt_func`` replaces the device's :func:`optimiser` (the tests run the GPU's update on a CPU).
+        ``compile=True`` runs the model through ``torch.compile``; ``cuda_graphs=True`` (CUDA only) replays its
+        training passes as CUDA graphs. Both are weighed in ``benchmarks/bench_train.py`` and are off in runs.
+
+        BatchNorm and bias parameters are weight-decayed like the others (``wd_bn_bias``: fastai v1's
+        ``bn_wd=True``) and BatchNorm layers of a frozen body still train (``train_bn``, as in v1)."""
         model = create_model(arch, pretrained, dropout).to(device)
         weight = torch.tensor(class_weights, dtype=torch.float32, device=device) if class_weights else None
         learn = Learner(
             DataLoaders(train, valid, device=device),
             model,
             loss_func=CrossEntropyLossFlat(weight=weight),
-            opt_func=optimiser(device),
+            opt_func=opt_func or optimiser(device),
             splitter=lambda m: splitter(arch)(getattr(m, "_orig_mod", m)),
             metrics=epoch_metrics(f_beta),
             wd=wd,
+            wd_bn_bias=True,
+            train_bn=True,
             path=path,
             cbs=callbacks or [],
         )
@@ -222,7 +219,8 @@ class Trainer:
         self.learn.dls = DataLoaders(train, valid, device=self.device)
 
     def fit(self, stage: Stage, lr: float | tuple[float, float] | None = None) -> None:
-        """One ``fit_one_cycle`` with the body frozen or not (fastai v1's ``freeze``/``unfreeze``).
+        """One fastai v1 ``fit_one_cycle`` (:func:`fit_one_cycle_v1`) with the body frozen or not (v1's
+        ``freeze``/``unfreeze``).
 
         A body without pretrained weights is never frozen: random features are nothing to keep, and fastai's
         learner freezes only pretrained bodies.
@@ -233,7 +231,7 @@ class Trainer:
             self.learn.unfreeze()
         lr = stage.lr if lr is None else lr
         max_lr = slice(*lr) if isinstance(lr, tuple | list) else lr
-        self.learn.fit_one_cycle(stage.epochs, max_lr)
+        fit_one_cycle_v1(self.learn, stage.epochs, max_lr)
 
     def lr_find(self, num_it: int) -> dict:
         """fastai's learning-rate finder: the loss per rate and fastai's suggestion (valley)."""
