@@ -75,13 +75,30 @@ class Prepare:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Section 3.2.3 (flips, rotation), with fastai v1's ``get_transforms`` magnitudes where the report gives
-    none; applied batch-wise on the device (``run.batches``)."""
+    """The training set's augmentation (section 3.2.3), applied batch-wise on the device (``run.batches``).
 
-    flip_horizontal: bool = True
-    flip_vertical: bool = True
-    max_rotate: float = 10.0  # degrees, fastai v1's default
-    p_rotate: float = 0.75  # fastai v1's ``p_affine``
+    ``transforms``:
+
+    - ``fastai_v1`` (the default): fastai v1's ``get_transforms(flip_vert=True)`` (``fastai/vision/transform.py``,
+      resampled as ``fastai/vision/image.py`` does): the dihedral group (each of the 8 flips and quarter turns
+      alike), a symmetric warp of up to ``max_warp``, rotation up to ``max_rotate`` degrees and a zoom up to
+      ``max_zoom`` about a random centre, each with probability ``p_affine``, sampled in one grid with
+      reflection padding; then brightness and contrast up to ``max_lighting`` (in logit space), each with
+      probability ``p_lighting``. The section names flips and rotation among "some of the augmentations that
+      we did" and speaks of rotation, zoom and translation, but prints no code: this is fastai v1's standard
+      set, with the vertical flips it names.
+    - ``flips_rotate``: only what section 3.2.3 names, horizontal and vertical flips (each with probability
+      0.5) and rotation up to ``max_rotate`` degrees with probability ``p_affine``, the corners a rotation
+      uncovers left black (the suite's recipe before it followed fastai v1).
+    """
+
+    transforms: Literal["fastai_v1", "flips_rotate"] = "fastai_v1"
+    max_rotate: float = 10.0  # degrees
+    max_zoom: float = 1.1
+    max_warp: float = 0.2
+    max_lighting: float = 0.2
+    p_affine: float = 0.75
+    p_lighting: float = 0.75
 
 
 @dataclass(frozen=True)
