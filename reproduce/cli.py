@@ -53,6 +53,7 @@ def _options(args: argparse.Namespace):
         data=getattr(args, "data", None),
         profile=getattr(args, "profile", None),
         device=getattr(args, "device", "auto"),
+        precision=getattr(args, "precision", None),
         seeds=parse_seeds(seeds) if seeds else (getattr(args, "seed", None) or 0,),
         force=getattr(args, "force", False),
         pretrained=not getattr(args, "no_pretrained", False),
@@ -203,6 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default on the built-in data); timing: the published sizes, one epoch per stage",
     )
     run_options.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    run_options.add_argument(
+        "--precision",
+        choices=("bf16", "fp32"),
+        help="bf16 autocast (the default on a GPU, for speed) or fp32 (the default on a CPU; the report's)",
+    )
     seed_options = run_options.add_mutually_exclusive_group()
     seed_options.add_argument("--seed", type=int, metavar="N", help="the run seed (default 0)")
     seed_options.add_argument(
@@ -230,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every spec (finished runs are kept, not redone)",
         epilog="examples:\n  python -m reproduce all                      # built-in data, smoke profile\n"
         "  python -m reproduce all --seeds 5            # seeds 0 to 4: every figure against their spread\n"
-        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda\n",
+        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda\n"
+        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda --precision fp32   # as the report ran\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_all.set_defaults(func=_run)

@@ -29,8 +29,8 @@ def _run(seed: int, epochs: list[dict], test_right: int = 76, synthetic: bool = 
     test = summary([0] * 100, [0.9] * test_right + [0.1] * (100 - test_right))
     header = dict(run_id=f"r{seed}", run_key=f"k{seed}", series_key="s", spec="x", kind="train", profile="full")
     record = RunRecord(
-        test=test, **header, seed=seed, device="cpu", pretrained=True, synthetic=synthetic, data_root="/d",
-        data_fingerprint="f", seconds=1.0,
+        test=test, **header, seed=seed, device="cpu", precision="fp32", pretrained=True, synthetic=synthetic,
+        data_root="/d", data_fingerprint="f", seconds=1.0,
     )  # fmt: skip
     return StoredRun(dir=Path(f"x-full-seed{seed}"), record=record, env={}, epochs=epochs, lr_find=None)
 

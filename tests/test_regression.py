@@ -15,7 +15,7 @@ def _fake_run(results, accuracy: float) -> None:
     )
     summary = Summary(2, [[1, 0], [0, 1]], accuracy, 1 - accuracy, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
     header = dict(run_id=run.name, run_key="k", series_key="s", spec="alexnet", kind="train", profile="smoke", seed=0)
-    header |= dict(device="cpu")
+    header |= dict(device="cpu", precision="fp32")
     header |= dict(pretrained=False, synthetic=True, data_root="/data", data_fingerprint="f", seconds=1.0)
     (run / "result.json").write_text(json.dumps(RunRecord(validation=summary, **header).to_json()))
 

@@ -30,7 +30,7 @@ from cnmc_repro.store.record import Outcome, Predictions
 
 @dataclass
 class Context:
-    """What every experiment needs: data, profile, seed, device, and where epochs go."""
+    """What every experiment needs: data, profile, seed, device and precision, and where epochs go."""
 
     dataset: Dataset
     profile: Profile
@@ -40,6 +40,7 @@ class Context:
     on_epoch: Callable[..., None]  # (record, replayed=False): replayed epochs were trained by an earlier run
     skip_bad: bool = False
     interrupt_after_epochs: int | None = None  # tests: stand-in for Ctrl-C
+    precision: str = "fp32"  # fp32 or bf16 (autocast on a GPU)
     cache: PreparedCache = field(default_factory=PreparedCache)
     prepare_seconds: float = 0.0  # spent reading or preparing cells, over the runs of this invocation
     current: dict = field(default_factory=dict)  # tags of the stage in hand: stage, fold, probe, size
@@ -202,6 +203,7 @@ def new_trainer(
         class_weights=weights,
         path=ctx.workdir,
         callbacks=ctx.callbacks(),
+        precision=ctx.precision,
     )
 
 

@@ -19,6 +19,7 @@ from cnmc_repro.errors import UserError
 from cnmc_repro.paths import project_root
 from cnmc_repro.progress import Progress
 from cnmc_repro.run.keys import code_version, data_fingerprint, run_key
+from cnmc_repro.run.precision import resolve_precision
 from cnmc_repro.spec.load import load_all, planned_epochs, resolve_ids
 from cnmc_repro.spec.profiles import Profile, get_profile, resolve
 from cnmc_repro.spec.schema import Spec
@@ -33,6 +34,7 @@ class Options:
     data: str | None = None
     profile: str | None = None  # default: full with --data, smoke on the built-in data
     device: str = "auto"
+    precision: str | None = None  # fp32 or bf16; default bf16 on a GPU, fp32 on a CPU
     seeds: tuple[int, ...] = (0,)  # one run of every spec per seed
     force: bool = False
     pretrained: bool = True
@@ -102,9 +104,10 @@ class Engine:
 
         self.options = options
         self.specs = load_all()
+        self.device = resolve_device(options.device)
+        self.precision = resolve_precision(options.precision, self.device)
         self.dataset = open_dataset(options.data, progress=not options.quiet)
         self.profile: Profile = get_profile(options.profile or ("full" if options.data else "smoke"))
-        self.device = resolve_device(options.device)
         self.store = Store(options.results)
         self.fingerprint = data_fingerprint(self.dataset)
         self.code = code_version()
@@ -125,6 +128,7 @@ class Engine:
                 "data": self.fingerprint,
                 "code": self.code,
                 "device": self.device.split(":")[0],
+                "precision": self.precision,
                 "deterministic": self.options.deterministic,
                 "skip_bad": self.options.skip_bad,
             }
@@ -162,7 +166,8 @@ class Engine:
             progress.say(f"removed {removed} unfinished run folder(s) left by an interrupted invocation")
         seeds = ", ".join(map(str, opts.seeds))
         progress.say(
-            f"profile {self.profile.name}, seed{'s' if len(opts.seeds) > 1 else ''} {seeds}, device {self.device}, "
+            f"profile {self.profile.name}, seed{'s' if len(opts.seeds) > 1 else ''} {seeds}, device {self.device} "
+            f"({self.precision}), "
             f"data {self.dataset.root}, results {self.store.root}"
         )
         outcomes = []
@@ -199,6 +204,7 @@ class Engine:
                 self.profile,
                 seed,
                 torch.device(self.device),
+                precision=self.precision,
                 workdir=tempfile.mkdtemp(prefix="cnmc-fastai-"),
                 on_epoch=lambda r: None,
                 skip_bad=self.options.skip_bad,
@@ -264,6 +270,7 @@ class Engine:
             profile=self.profile.name,
             seed=seed,
             device=self.device,
+            precision=self.precision,
             pretrained=bool(spec.recipe and spec.recipe.pretrained),
             synthetic=self.dataset.synthetic,
             data_root=str(self.dataset.root),

@@ -4,7 +4,8 @@ One ``Trainer`` holds the learner of a run: it fits stages (fastai v1's ``fit_on
 frozen or not), runs the learning-rate finder, records the report's per-epoch columns (train_loss,
 valid_loss, accuracy, error_rate, f_beta, time) and predicts class probabilities.
 
-The update and the schedule are fastai v1's on either device (``run.fastai_v1``).
+The update and the schedule are fastai v1's on either device (``run.fastai_v1``). Training runs in float32,
+or in bf16 autocast when asked (the default on a GPU, for speed).
 
 Per-epoch metrics accumulate a confusion matrix on the device, and the losses fastai records are kept
 on the device too: they are read once per epoch, so the loops do not wait for the host after every batch.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +31,7 @@ from cnmc_repro.analysis import metrics as M
 from cnmc_repro.run.batches import DeviceBatches
 from cnmc_repro.run.fastai_v1 import fit_one_cycle_v1, optimiser
 from cnmc_repro.run.models import create_model, splitter
+from cnmc_repro.run.precision import PRECISIONS, default_precision
 from cnmc_repro.spec.schema import FBeta, Stage
 
 
@@ -118,11 +119,15 @@ class CudaGraphs(Callback):
     """Replays the model's training forward and backward as CUDA graphs (``make_graphed_callables``).
 
     At the start of every fit (the body's frozen state and the image size are fixed within one) the model is
-    captured in bf16 autocast on a batch of the training shape; each training batch then costs two graph
-    launches instead of a launch per layer. The loss, the optimizer step and validation run eagerly (the
-    graphs serve the training mode only). BatchNorm statistics moved by the capture's warm-up passes are put
-    back. The training loader drops its last partial batch, so every training batch has the captured shape.
+    captured on a batch of the training shape, in bf16 autocast where the learner trains in bf16; each
+    training batch then costs two graph launches instead of a launch per layer. The loss, the optimizer step
+    and validation run eagerly (the graphs serve the training mode only). BatchNorm statistics moved by the
+    capture's warm-up passes are put back. The training loader drops its last partial batch, so every
+    training batch has the captured shape.
     """
+
+    def __init__(self, bf16: bool):
+        self.bf16 = bf16
 
     def before_fit(self):
         model = self.learn.model
@@ -130,7 +135,7 @@ class CudaGraphs(Callback):
         saved = [b.detach().clone() for b in model.buffers()]
         training = model.training
         model.train()
-        with torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.bf16, cache_enabled=False):
             torch.cuda.make_graphed_callables(model, (x,))
         with torch.no_grad():
             for buffer, value in zip(model.buffers(), saved, strict=True):
@@ -160,6 +165,7 @@ class Trainer:
     learn: Learner
     device: torch.device
     pretrained: bool
+    precision: str = "fp32"  # fp32, or bf16: autocast in training and prediction (PRECISIONS)
 
     @classmethod
     def create(
@@ -177,14 +183,19 @@ class Trainer:
         callbacks: list[Callback] | None = None,
         compile: bool = False,
         cuda_graphs: bool = False,
+        precision: str | None = None,
         opt_func: Callable | None = None,
     ) -> Trainer:
-        """``opt_func`` replaces the device's :func:`optimiser` (the tests run the GPU's update on a CPU).
-        ``compile=True`` runs the model through ``torch.compile``; ``cuda_graphs=True`` (CUDA only) replays its
-        training passes as CUDA graphs. Both are weighed in ``benchmarks/bench_train.py`` and are off in runs.
+        """``precision`` is fp32 or bf16 (autocast; the default: :func:`default_precision`); ``opt_func`` replaces
+        the device's :func:`optimiser` (the tests run the GPU's update on a CPU). ``compile=True`` runs the model
+        through ``torch.compile``; ``cuda_graphs=True`` (CUDA only) replays its training passes as CUDA graphs.
+        Both are weighed in ``benchmarks/bench_train.py`` and are off in runs.
 
         BatchNorm and bias parameters are weight-decayed like the others (``wd_bn_bias``: fastai v1's
         ``bn_wd=True``) and BatchNorm layers of a frozen body still train (``train_bn``, as in v1)."""
+        precision = precision or default_precision(device.type)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not one of {PRECISIONS}")
         model = create_model(arch, pretrained, dropout).to(device)
         weight = torch.tensor(class_weights, dtype=torch.float32, device=device) if class_weights else None
         learn = Learner(
@@ -205,14 +216,15 @@ class Trainer:
         learn.logger = _quiet  # epochs are reported through EpochLog, not printed by fastai
         if device.type == "cuda":
             learn.model.to(memory_format=torch.channels_last)
+        if precision == "bf16":
             learn.to_bf16()
         if compile:
             learn.model = torch.compile(learn.model)
         if cuda_graphs:
             if device.type != "cuda":
                 raise ValueError("CUDA graphs need a CUDA device")
-            learn.add_cb(CudaGraphs())
-        return cls(learn, device, pretrained)
+            learn.add_cb(CudaGraphs(precision == "bf16"))
+        return cls(learn, device, pretrained, precision)
 
     def set_data(self, train: DeviceBatches, valid: DeviceBatches) -> None:
         """New batches for the same learner (a new fold, a new image size)."""
@@ -256,8 +268,7 @@ class Trainer:
         model = self.learn.model
         model.eval()
         out = []
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else nullcontext()
-        with autocast:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             for x, _ in batches.new(shuffle=False, drop_last=False):
                 out.append(torch.softmax(model(x).float(), dim=-1))
         return torch.cat(out).cpu().numpy()

@@ -17,8 +17,9 @@ from cnmc_repro.analysis.metrics import Summary
 from cnmc_repro.errors import UserError
 from cnmc_repro.spec.strict import SpecError, build
 
-# 3: the record holds its series key; 2: the record is typed and holds the run key and data; 1: the result dict
-SCHEMA_VERSION = 3
+# 4: the record holds the training precision; 3: its series key; 2: the record is typed and holds the run key
+# and data; 1: the result dict
+SCHEMA_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class RunRecord(Outcome):
     profile: str
     seed: int
     device: str
+    precision: str  # fp32, or bf16 (autocast)
     pretrained: bool
     synthetic: bool
     data_root: str
@@ -145,6 +147,8 @@ def upgrade(data: Any, meta: dict[str, Any]) -> Any:
         data = upgrade_v1(data, meta)
     if isinstance(data, dict) and data.get("schema_version") == 2:
         data = upgrade_v2(data)
+    if isinstance(data, dict) and data.get("schema_version") == 3:
+        data = upgrade_v3(data)
     return data
 
 
@@ -171,3 +175,10 @@ def upgrade_v2(record: dict[str, Any]) -> dict[str, Any]:
     """A record of schema 2 as schema 3. Its series key cannot be computed again (the key's parts were not
     stored), so the run is a series of its own: the record's run key, marked as such."""
     return record | {"schema_version": 3, "series_key": f"run-{record.get('run_key', '')}"}
+
+
+def upgrade_v3(record: dict[str, Any]) -> dict[str, Any]:
+    """A record of schema 3 as schema 4: its precision is the one the suite trained in then, bf16 autocast on
+    a GPU and float32 on a CPU."""
+    device = str(record.get("device", ""))
+    return record | {"schema_version": 4, "precision": "bf16" if device.startswith("cuda") else "fp32"}

@@ -1,0 +1,46 @@
+"""Precision is a recorded choice: ``--precision bf16|fp32`` is part of the run key, the run record and the
+report's provenance; bf16 autocast needs a GPU."""
+
+import pytest
+
+from cnmc_repro.run import engine
+from cnmc_repro.run.engine import Engine, Options
+from cnmc_repro.store.folders import Store
+
+
+def _engine(data, results, device: str, precision: str | None, monkeypatch) -> Engine:
+    monkeypatch.setattr(engine, "resolve_device", lambda name: name)  # keys need no GPU
+    return Engine(Options(data=str(data), profile="smoke", device=device, precision=precision, results=results))
+
+
+def test_the_precision_is_part_of_the_run_key(tiny_data_ro, tmp_path, monkeypatch):
+    bf16 = _engine(tiny_data_ro, tmp_path, "cuda", None, monkeypatch)
+    fp32 = _engine(tiny_data_ro, tmp_path, "cuda", "fp32", monkeypatch)
+    assert (bf16.precision, fp32.precision) == ("bf16", "fp32")  # bf16 by default on a GPU
+    assert bf16.key("alexnet", 0) != fp32.key("alexnet", 0)
+    assert bf16.series_key("alexnet") != fp32.series_key("alexnet")
+    cpu = _engine(tiny_data_ro, tmp_path, "cpu", None, monkeypatch)
+    assert cpu.precision == "fp32" and cpu.key("alexnet", 0) == _engine(
+        tiny_data_ro, tmp_path, "cpu", "fp32", monkeypatch
+    ).key("alexnet", 0)
+
+
+def test_bf16_on_a_cpu_is_one_sentence(tmp_path, cli):
+    """Said before any data is read."""
+    code, _, err = cli("run", "alexnet", "--device", "cpu", "--precision", "bf16", "--data", tmp_path / "none")
+    assert code == 2 and "--precision bf16 trains in bf16 autocast on a GPU only" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_run_records_its_precision_and_the_report_shows_it(tiny_data_ro, tmp_path, cli):
+    results = tmp_path / "results"
+    args = ("--data", tiny_data_ro, "--profile", "smoke", "--device", "cpu", "--no-pretrained", "--results", results)
+    code, out, err = cli("run", "alexnet", "--precision", "fp32", *args)
+    assert code == 0, err
+    (run_dir,) = Store(results).runs()
+    assert Store(results).record(run_dir).precision == "fp32"
+
+    code, out, err = cli("report", "--results", results)
+    assert code == 0, err
+    markdown = (results / "report.md").read_text()
+    assert "| precision | float32 |" in markdown and "device cpu, fp32," in markdown
