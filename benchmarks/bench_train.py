@@ -22,7 +22,10 @@ The other benchmarks look into the suite's step:
 - ``test_suite_cuda_graphs`` (GPU only): the suite with ``Trainer.create(cuda_graphs=True)``;
 - ``test_compile`` (GPU only): ``torch.compile`` weighed by the suite's first and second epochs of ResNet50
   compiled against the same epochs eager, so that the compile time and the time it saves per epoch are
-  both measured.
+  both measured;
+- ``test_evaluation_padding``: predicting validation and test sets of the specs' sizes with the last partial
+  batch as it is, and padded to the batch size (``Trainer.predict(pad=...)``): with cuDNN's autotuner on,
+  every new last-batch shape is tuned once.
 """
 
 from __future__ import annotations
@@ -249,6 +252,54 @@ def profile_epoch(trainer: Trainer) -> dict:
         "kernel_s": sum(k.self_device_time_total for k in kernels) / 1e6,
         "top": [(k.key, k.self_device_time_total / 1e6) for k in kernels[:8]],
     }
+
+
+# the k-fold's validation folds (2,133 and 2,132 cells), Table 4.1's and 4.7's validation sets, the test set
+EVAL_SETS = os.environ.get("BENCH_EVAL_SETS", "2133,2132,2134,2793,1867" if GPU else "70,69,66")
+
+
+def test_evaluation_padding(benchmark):
+    """Seconds to predict sets of the specs' sizes, the last partial batch as it is and padded to the batch size.
+
+    The full batch's shape is tuned first (in runs, training has tuned it); then each set is predicted once
+    without padding, each of its last-batch shapes new to cuDNN's autotuner, and once padded.
+    """
+    arch, size = os.environ.get("BENCH_EVAL", "resnet34@300" if GPU else "resnet18@64").split("@")
+    sets = [int(n) for n in EVAL_SETS.split(",")]
+    images, targets = _data(int(size), max(sets))
+    trainer = suite_trainer(arch, images, targets)
+    benchmark_mode = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True  # as runs set it
+    try:
+
+        def predict_all(pad: bool) -> list[float]:
+            seconds = []
+            for n in sets:
+                batches = DeviceBatches(images[:n], targets[:n], BS, False, None, 0, DEVICE)
+                t0 = time.perf_counter()
+                trainer.predict(batches, pad=pad)
+                _sync()
+                seconds.append(time.perf_counter() - t0)
+            return seconds
+
+        trainer.predict(DeviceBatches(images[:BS], targets[:BS], BS, False, None, 0, DEVICE))
+        _sync()
+        plain = predict_all(pad=False)
+        padded = benchmark.pedantic(lambda: predict_all(pad=True), rounds=1, iterations=1)
+    finally:
+        torch.backends.cudnn.benchmark = benchmark_mode
+    benchmark.extra_info.update(
+        arch=arch,
+        size=int(size),
+        sets=sets,
+        batch_size=BS,
+        device=str(DEVICE),
+        eval_plain_s=[round(s, 3) for s in plain],
+        eval_padded_s=[round(s, 3) for s in padded],
+        eval_saved_s=round(sum(plain) - sum(padded), 3),
+    )
+    print(f"\nevaluation {arch}@{size} of {sets} cells: plain {sum(plain):.2f} s, padded {sum(padded):.2f} s")
+    assert all(s > 0 for s in plain + padded)
 
 
 @pytest.mark.parametrize("arch,size", PROFILED, ids=[f"{a}@{s}" for a, s in PROFILED])

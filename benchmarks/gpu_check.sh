@@ -6,7 +6,8 @@
 #   2. runs the timing benchmarks at the specs' real sizes: a training epoch under torch.profiler (how busy
 #      the GPU is, kernels and operators per batch), fastai's loop against a bare PyTorch loop, that
 #      loop's step replayed as a CUDA graph and the suite with its training passes as CUDA graphs (never run
-#      on a GPU so far), torch.compile weighed for ResNet50, data feeding, and training per architecture;
+#      on a GPU so far), torch.compile weighed for ResNet50, data feeding, training per architecture, and
+#      evaluation with the last partial batch padded to the batch size against as it is (never run on a GPU);
 #   3. runs every spec once at the published sizes with one epoch per stage (profile "timing"), and the
 #      k-fold spec again with --deterministic;
 #   4. prints gpu_summary.py's table last: seconds per epoch, peak memory, the whole study projected.
@@ -30,7 +31,7 @@ SYNTH=${SYNTH:-full}
 SPECS=${SPECS:-kfold resnet50 loss_penalisation alexnet squeezenet vgg19 densenet121 ensembles progressive_resizing \
 bayesian_search kfold_independent kfold_subjects}
 WORK=${WORK:-/tmp/cnmc-gpu-check}
-STEPS=${STEPS:-smoke gputests profile overhead graphs compile data train timing deterministic}  # a subset reruns part of the check
+STEPS=${STEPS:-smoke gputests profile overhead graphs compile data train evalpad timing deterministic}  # a subset reruns part of the check
 mkdir -p "$OUT" "$WORK"
 exec > >(tee "$OUT/check.log") 2>&1
 export PYTHONUNBUFFERED=1 CNMC_REPRO_CACHE="$WORK/cache" PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}"
@@ -92,6 +93,7 @@ has overhead && bench overhead 60 benchmarks/bench_train.py -k test_fastai_overh
 [ "$DEVICE" = cuda ] && has compile && bench compile 100 benchmarks/bench_train.py -k test_compile
 if has data; then need_data; bench data 50 benchmarks/bench_data.py; fi
 has train && bench train 110 benchmarks/bench_train.py -k test_training_images_per_second
+has evalpad && bench evalpad 40 benchmarks/bench_train.py -k test_evaluation_padding
 if has timing; then
     need_data
     step "specs, one epoch per stage at the published sizes (profile timing): $SPECS"

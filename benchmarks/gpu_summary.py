@@ -148,7 +148,13 @@ def main() -> None:
     for bench in (b for b in args.bench if b.is_file()):
         for b in json.loads(bench.read_text())["benchmarks"]:
             info = b["extra_info"]
-            if "compile_s" in info:
+            if "eval_saved_s" in info:
+                print(
+                    f"evaluation {info['arch']}@{info['size']} of {info['sets']} cells: last batch as it is "
+                    f"{sum(info['eval_plain_s']):.2f} s, padded {sum(info['eval_padded_s']):.2f} s, "
+                    f"saved {info['eval_saved_s']} s"
+                )
+            elif "compile_s" in info:
                 print(
                     f"torch.compile {info['arch']}@{info['size']}: compiling {info['compile_s']} s, saves "
                     f"{info['saved_per_epoch_s']} s per epoch of {info['images']} images, "

@@ -263,14 +263,24 @@ class Trainer:
         }
 
     @torch.no_grad()
-    def predict(self, batches: DeviceBatches) -> np.ndarray:
-        """Softmax class probabilities (N x 2, columns ALL, normal) in the cells' order."""
+    def predict(self, batches: DeviceBatches, pad: bool | None = None) -> np.ndarray:
+        """Softmax class probabilities (N x 2, columns ALL, normal) in the cells' order.
+
+        With ``pad`` (the default on a GPU) a last partial batch is padded to the batch size with copies of its
+        last image and the predictions trimmed: every batch has one shape, so cuDNN's autotuner meets one
+        evaluation shape per image size rather than one per split and fold. In eval mode each image's
+        prediction does not depend on the others of its batch.
+        """
+        pad = self.device.type == "cuda" if pad is None else pad
         model = self.learn.model
         model.eval()
         out = []
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
             for x, _ in batches.new(shuffle=False, drop_last=False):
-                out.append(torch.softmax(model(x).float(), dim=-1))
+                n = len(x)
+                if pad and n < batches.bs:
+                    x = torch.cat([x, x[-1:].expand(batches.bs - n, *x.shape[1:])])
+                out.append(torch.softmax(model(x)[:n].float(), dim=-1))
         return torch.cat(out).cpu().numpy()
 
     def state_dict(self) -> dict:
