@@ -1,10 +1,12 @@
 """Precision is a recorded choice: ``--precision bf16|fp32`` is part of the run key, the run record and the
 report's provenance; bf16 autocast needs a GPU."""
 
+import numpy as np
 import pytest
 
 from cnmc_repro.run import engine
 from cnmc_repro.run.engine import Engine, Options
+from cnmc_repro.store.augmentation import read_draws
 from cnmc_repro.store.folders import Store
 
 
@@ -32,7 +34,7 @@ def test_bf16_on_a_cpu_is_one_sentence(tmp_path, cli):
 
 
 @pytest.mark.slow
-def test_the_run_records_its_precision_and_the_report_shows_it(tiny_data_ro, tmp_path, cli):
+def test_the_run_records_its_precision_and_the_report_shows_it_with_the_augmentation(tiny_data_ro, tmp_path, cli):
     results = tmp_path / "results"
     args = ("--data", tiny_data_ro, "--profile", "smoke", "--device", "cpu", "--no-pretrained", "--results", results)
     code, out, err = cli("run", "alexnet", "--precision", "fp32", *args)
@@ -40,7 +42,16 @@ def test_the_run_records_its_precision_and_the_report_shows_it(tiny_data_ro, tmp
     (run_dir,) = Store(results).runs()
     assert Store(results).record(run_dir).precision == "fp32"
 
+    draws = read_draws(results)  # one training cell and 8 draws of it under each augmentation set
+    assert set(draws) == {"cell", "fastai_v1", "flips_rotate"}
+    assert draws["cell"].shape == (128, 128, 3) and draws["fastai_v1"].shape == (8, 128, 128, 3)
+    assert draws["fastai_v1"].dtype == np.uint8
+    assert not any(np.array_equal(d, draws["cell"]) for d in draws["fastai_v1"][1:])
+
     code, out, err = cli("report", "--results", results)
     assert code == 0, err
     markdown = (results / "report.md").read_text()
     assert "| precision | float32 |" in markdown and "device cpu, fp32," in markdown
+    assert "![one training cell under each augmentation set](report_files/augmentation.png)" in markdown
+    assert (results / "report_files" / "augmentation.png").is_file()
+    assert 'alt="one training cell under each augmentation set"' in (results / "report.html").read_text()

@@ -213,3 +213,20 @@ def plot_ensembles(combos: list[dict], published: float | None, tolerance: float
     ax.legend(fontsize=7, loc="lower right", bbox_to_anchor=(1, 1), ncol=2, frameon=False)
     ax.set_title("section 4.2.1: test accuracy of each ensemble", fontsize=9, loc="left")
     return fig
+
+
+def plot_augmentations(cell, draws: dict[str, object]) -> Figure:
+    """One training cell (left) and its draws under each augmentation set, one row per set (section 3.2.3)."""
+    n = max(len(d) for d in draws.values())
+    fig = Figure(figsize=(1.2 * (n + 1), 1.35 * len(draws) + 0.3))
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.3 / (1.35 * len(draws) + 0.3), hspace=0.35)
+    axes = fig.subplots(len(draws), n + 1, squeeze=False)
+    for row, (name, images) in zip(axes, draws.items(), strict=True):
+        for ax in row:
+            ax.set_axis_off()
+        row[0].imshow(cell)
+        row[0].set_title("the cell", fontsize=7)
+        for i, (ax, image) in enumerate(zip(row[1:], images, strict=False)):
+            ax.imshow(image)
+            ax.set_title(f"{name}, draw {i + 1}", fontsize=6)
+    return fig

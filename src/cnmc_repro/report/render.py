@@ -5,8 +5,9 @@ The report sets the series of the latest finished run of every spec (its runs un
 optionally of one profile) beside the figures the B.Tech report prints in chapter 4, read top to bottom as:
 
 1. the rule: how a published figure is judged against the spread of the runs (``analysis.seeds``);
-2. where the figures come from: real C-NMC or the built-in synthetic cells, profile, seeds, device, library
-   versions, git commit, dates and the time the runs took;
+2. where the figures come from: real C-NMC or the built-in synthetic cells, profile, seeds, device and
+   precision, library versions, git commit, dates and the time the runs took; a picture of one training cell
+   under each augmentation set (``store.augmentation``);
 3. a summary: the count of each verdict, the figures not reproduced (worst first), and every published
    figure beside the runs' mean, sd, range and prediction interval, with the verdict and whether the mean lies
    within the spec's stated tolerance (:func:`compare.compare`);
@@ -36,6 +37,7 @@ from cnmc_repro.report.plots import IMAGES_DIR, Figures
 from cnmc_repro.report.runs import collect_runs
 from cnmc_repro.report.views import build_context
 from cnmc_repro.spec.load import load_all
+from cnmc_repro.store.augmentation import read_draws
 
 REPORT_JSON = "report.json"
 
@@ -53,7 +55,7 @@ def render_report(results_dir: Path, out_dir: Path | None = None, profile: str |
     specs = load_all()
     runs = collect_runs(results_dir, specs, profile)
     figures = Figures()
-    context = build_context(specs, runs, audit(specs), figures, profile)
+    context = build_context(specs, runs, audit(specs), figures, profile, read_draws(results_dir))
     env = environment()
     html = env.get_template("report.html.j2").render(**context, image=figures.data_uri)
     markdown = env.get_template("report.md.j2").render(**context, image=figures.relative_path)

@@ -11,11 +11,28 @@ from dataclasses import replace
 from cnmc_repro.analysis.audit import table_key_order
 from cnmc_repro.analysis.compare import Measure, judge, published_figures, spread_over
 from cnmc_repro.analysis.metrics import mean_std
-from cnmc_repro.report.plots import Figures, plot_bayesian, plot_ensembles, plot_kfold, plot_lr_find
+from cnmc_repro.report.plots import (
+    Figures,
+    plot_augmentations,
+    plot_bayesian,
+    plot_ensembles,
+    plot_kfold,
+    plot_lr_find,
+)
 from cnmc_repro.report.runs import report_order
 from cnmc_repro.spec.schema import Spec
 from cnmc_repro.store.folders import Series, StoredRun
 from cnmc_repro.store.record import EnsembleResult
+
+
+def augmentation_view(draws: dict | None, figures: Figures) -> dict | None:
+    """The data section's picture: one training cell and its draws under each augmentation set, as the runs
+    stored them (``store.augmentation``); None before any run has."""
+    if not draws or "cell" not in draws:
+        return None
+    sets = {name: images for name, images in draws.items() if name != "cell"}
+    image = figures.add("augmentation", plot_augmentations(draws["cell"], sets))
+    return {"image": image, "sets": list(sets), "draws": max(len(d) for d in sets.values()), "size": len(draws["cell"])}
 
 
 def lr_find_view(spec: Spec, run: StoredRun | None, figures: Figures) -> dict | None:

@@ -14,7 +14,14 @@ from cnmc_repro.analysis.compare import COLUMNS, Comparison, compare, stage_epoc
 from cnmc_repro.analysis.seeds import LEVEL, MIN_RUNS, Verdict, spread
 from cnmc_repro.report.plots import Figures, plot_confusions, plot_table
 from cnmc_repro.report.runs import report_order
-from cnmc_repro.report.sections import bayesian_view, ensemble_view, kfold_view, lr_find_view, schedule_view
+from cnmc_repro.report.sections import (
+    augmentation_view,
+    bayesian_view,
+    ensemble_view,
+    kfold_view,
+    lr_find_view,
+    schedule_view,
+)
 from cnmc_repro.spec.schema import PublishedTable, Spec
 from cnmc_repro.store.folders import Series, StoredRun
 
@@ -329,16 +336,22 @@ def audit_view(findings: dict) -> dict[str, Any]:
 
 
 def build_context(
-    specs: dict[str, Spec], series: dict[str, Series | None], findings: dict, figures: Figures, profile: str | None
+    specs: dict[str, Spec],
+    series: dict[str, Series | None],
+    findings: dict,
+    figures: Figures,
+    profile: str | None,
+    augmentation: dict | None = None,
 ) -> dict[str, Any]:
     """Everything the templates need, as plain numbers, texts and image names, and ``report.json``'s
-    document (``json``)."""
+    document (``json``); ``augmentation``: the stored draws of the data section's picture."""
     order = report_order(specs)
     views = [spec_view(specs[sid], series[sid], findings, figures) for sid in order]
     found = comparisons(specs, series, order)
     where = provenance(series, profile)
     return {
         "provenance": where,
+        "augmentation": augmentation_view(augmentation, figures),
         "rule": {"level": LEVEL, "min_runs": MIN_RUNS},
         "summary": summary_view(specs, found, order),
         "specs": views,

@@ -9,6 +9,7 @@ stages and collects their epochs; ``evaluate`` gives a run's validation and test
 from __future__ import annotations
 
 import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -20,11 +21,11 @@ from cnmc_repro.data.dataset import PRELIM_TEST, TRAIN, Cell, Dataset, relative_
 from cnmc_repro.data.prepare import Preparation, PreparedCache
 from cnmc_repro.data.splits import random_split, subject_split
 from cnmc_repro.errors import UserError
-from cnmc_repro.run.batches import DeviceBatches
+from cnmc_repro.run.batches import IMAGENET_MEAN, IMAGENET_STD, DeviceBatches
 from cnmc_repro.run.trainer import EpochLog, Interrupt, Trainer
 from cnmc_repro.spec.dataset import published_dataset
 from cnmc_repro.spec.profiles import Profile
-from cnmc_repro.spec.schema import Recipe, Spec, Stage
+from cnmc_repro.spec.schema import Augmentation, Recipe, Spec, Stage
 from cnmc_repro.store.record import Outcome, Predictions
 
 
@@ -226,3 +227,26 @@ def first_unfinished(parts, names: list[str]) -> int:
         parts.clear()
         return 0
     return k
+
+
+def augmentation_draws(dataset: Dataset, size: int = 128, draws: int = 8, seed: int = 0) -> dict[str, np.ndarray]:
+    """One training cell (the first readable one by path) prepared at ``size`` px and ``draws`` draws of it
+    through the training batches of each augmentation set (``Augmentation.transforms`` with its default
+    magnitudes), on the CPU: ``cell`` and one array per set, uint8 N x H x W x 3 (``store.augmentation``);
+    nothing where no training cell can be read."""
+    cells = sorted((c for c in dataset.cells if c.split == TRAIN), key=lambda c: relative_path(c, dataset.root))
+    if not cells:
+        return {}
+    prepared = PreparedCache().load(cells[:8], Preparation(size), skip_bad=True, progress=False)
+    if not len(prepared.cells):
+        return {}
+    image = prepared.images[0]
+    mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    out = {"cell": image}
+    for transforms in typing.get_args(typing.get_type_hints(Augmentation)["transforms"]):
+        copies = np.repeat(image[None], draws, axis=0)
+        aug = Augmentation(transforms=transforms)
+        ((x, _),) = list(DeviceBatches(copies, np.zeros(draws), draws, shuffle=True, augment=aug, seed=seed))
+        pixels = ((x * std + mean) * 255).round().clamp(0, 255).to(torch.uint8)
+        out[transforms] = pixels.permute(0, 2, 3, 1).numpy()
+    return out

@@ -24,6 +24,7 @@ from cnmc_repro.spec.load import load_all, planned_epochs, resolve_ids
 from cnmc_repro.spec.profiles import Profile, get_profile, resolve
 from cnmc_repro.spec.schema import Spec
 from cnmc_repro.spec.strict import to_plain
+from cnmc_repro.store.augmentation import write_draws
 from cnmc_repro.store.environment import environment
 from cnmc_repro.store.folders import Store
 from cnmc_repro.store.record import RunRecord
@@ -181,6 +182,11 @@ class Engine:
                 continue
             progress.start_run(label, self.specs[spec_id].title)
             outcomes.append(self._execute(spec_id, seed, key, progress))
+        if any(o.ran for o in outcomes):  # the report's picture of the augmentation, on this data
+            from cnmc_repro.run.context import augmentation_draws
+
+            if draws := augmentation_draws(self.dataset):
+                write_draws(self.store.root, draws)
         return outcomes
 
     def _context(self, seed: int):
