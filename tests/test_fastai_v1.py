@@ -26,6 +26,8 @@ from cnmc_repro.run.models import splitter
 from cnmc_repro.run.trainer import Trainer
 from cnmc_repro.spec.schema import FBeta, Stage
 
+pytestmark = pytest.mark.slow  # every test here trains a few steps
+
 PATHS = {"cpu": lambda: optimiser(torch.device("cpu")), "gpu": lambda: optimiser(torch.device("cuda"), fused=False)}
 
 
@@ -124,12 +126,10 @@ def test_the_schedule_is_fastai_v1s_one_cycle(path, frozen, lr):
 
 class Steps(Callback):
     """Each training step's batch, hyper-parameters and the weights before and after it; the model as the fit
-    starts, frozen or not, with the gradients it holds."""
+    starts, frozen or not."""
 
     def before_fit(self):
         self.start = copy.deepcopy(self.learn.model)
-        for copied, p in zip(self.start.parameters(), self.learn.model.parameters(), strict=True):
-            copied.grad = None if p.grad is None else p.grad.clone()  # a deep copy leaves the gradients out
         self.taken = []
 
     def before_step(self):
@@ -150,16 +150,17 @@ def v1_update(model: torch.nn.Module, arch: str, taken: list[dict]) -> list[list
     """fastai v1's training steps with a plain torch Adam, each from the weights the learner stepped from:
     the weights after every step.
 
-    ``OptimWrapper.step`` with ``true_wd`` and ``bn_wd``: ``p <- p * (1 - wd * lr)`` for every parameter of
-    both halves of every layer group whose grad is not None, then ``torch.optim.Adam(betas=(0.9, 0.99))``
-    with torch's eps 1e-8 and no weight decay of its own; the gradients are zeroed in place, as torch's
-    ``zero_grad`` did in 2019. Each step starts from the learner's weights before it, so that both compute
+    v1 makes its optimizer anew at every freeze and unfreeze, of the trainable parameters of each layer group
+    (``split_no_wd_params``: ``trainable_params``, BatchNorm of a frozen body included with ``train_bn``);
+    ``OptimWrapper.step`` with ``true_wd`` and ``bn_wd`` does ``p <- p * (1 - wd * lr)`` on both halves of
+    every layer group, then ``torch.optim.Adam(betas=(0.9, 0.99))`` with torch's eps 1e-8 and no weight decay
+    of its own steps. Each step starts from the learner's weights before it, so that both compute
     the very same gradient: a gradient that is rounding noise (a bias before the head's BatchNorm gets the sum
     of gradients that BatchNorm makes cancel over the batch) would otherwise tell the two apart, since Adam
     scales every gradient, noise or not, to a step of about lr.
     """
-    groups = splitter(arch)(model)
-    adam = torch.optim.Adam([{"params": list(g)} for g in groups], lr=0.0, betas=(0.9, 0.99), eps=1e-8)
+    groups = [[p for p in group if p.requires_grad] for group in splitter(arch)(model)]
+    adam = torch.optim.Adam([{"params": g} for g in groups], lr=0.0, betas=(0.9, 0.99), eps=1e-8)
     model.train()
     out = []
     for step in taken:
@@ -172,10 +173,9 @@ def v1_update(model: torch.nn.Module, arch: str, taken: list[dict]) -> list[list
             for group, (lr, mom, wd) in zip(adam.param_groups, step["hypers"], strict=True):
                 group["lr"], group["betas"] = lr, (mom, 0.99)
                 for p in group["params"]:
-                    if p.grad is not None:
-                        p.mul_(1 - wd * lr)
+                    p.mul_(1 - wd * lr)
         adam.step()
-        adam.zero_grad(set_to_none=False)
+        adam.zero_grad()
         out.append([p.detach().clone() for p in model.parameters()])
     return out
 
@@ -187,7 +187,7 @@ def v1_update(model: torch.nn.Module, arch: str, taken: list[dict]) -> list[list
 def test_the_update_is_fastai_v1s_adam_with_decoupled_weight_decay(path, stages):
     """Each path's weights after every step equal a plain torch Adam loop with v1's decay done by hand, from
     the same weights and batches. ResNet18 has BatchNorm in its body (trained while the body is frozen) and
-    biases in its head; "unfrozen then frozen" leaves the body with zero gradients that v1 decays.
+    biases in its head; after an unfrozen stage, the frozen body's weights, trained before, are left alone.
 
     The tolerance (1e-4 of the learning rate, plus 2e-6 of the weight) is far below one step's move (about lr
     per weight) and its decay (lr * wd of the weight), and above float32's rounding: fastai's Adam computes

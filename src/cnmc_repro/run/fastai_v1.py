@@ -33,15 +33,6 @@ ADAM_EPS = 1e-8
 PCT_START, DIV, FINAL_DIV, MOMS = 0.3, 25.0, 25.0 * 1e4, (0.95, 0.85)
 
 
-class KeepGradsOptimWrapper(OptimWrapper):
-    """fastai's wrapper of a torch optimizer that zeroes gradients in place, as torch did in 2019 and fastai's
-    own optimizers still do: a parameter frozen after it was trained keeps a zero gradient, so that it is
-    weight-decayed like in fastai v1 (``OptimWrapper.step`` decays every parameter whose grad is not None)."""
-
-    def zero_grad(self):
-        self.opt.zero_grad(set_to_none=False)
-
-
 def optimiser(device: torch.device, fused: bool = True):
     """fastai v1's update on either device: Adam, betas (0.9, 0.99), eps 1e-8, and ``p <- p * (1 - lr*wd)``
     on every parameter that has a gradient, BatchNorm and biases included, before the Adam step.
@@ -49,10 +40,11 @@ def optimiser(device: torch.device, fused: bool = True):
     On a CPU fastai's own Adam (``decouple_wd``; the learner's ``wd_bn_bias=True`` keeps the decay on
     BatchNorm and biases); on a GPU the same update as torch's AdamW kernel, ``fused`` (the tests run it
     unfused on a CPU). fastai's schedule sets lr and the first moment (``mom`` is betas[0]) either way.
+    Frozen parameters hold no gradient (``Trainer.fit``), so that neither path decays them: v1 builds its
+    optimizer of the trainable parameters alone at every freeze and unfreeze (``split_no_wd_params``).
     """
     if device.type == "cuda":
-        adamw = partial(torch.optim.AdamW, fused=fused, betas=ADAM_BETAS, eps=ADAM_EPS)
-        return partial(KeepGradsOptimWrapper, opt=adamw)
+        return partial(OptimWrapper, opt=partial(torch.optim.AdamW, fused=fused, betas=ADAM_BETAS, eps=ADAM_EPS))
     return partial(Adam, mom=ADAM_BETAS[0], sqr_mom=ADAM_BETAS[1], eps=ADAM_EPS, decouple_wd=True)
 
 

@@ -241,6 +241,9 @@ class Trainer:
             self.learn.freeze()
         else:
             self.learn.unfreeze()
+        for p in self.learn.model.parameters():
+            if not p.requires_grad:  # fastai's Adam would step (and decay) a frozen weight's stale zero gradient
+                p.grad = None
         lr = stage.lr if lr is None else lr
         max_lr = slice(*lr) if isinstance(lr, tuple | list) else lr
         fit_one_cycle_v1(self.learn, stage.epochs, max_lr)
