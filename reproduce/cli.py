@@ -148,6 +148,20 @@ def _regression(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights(args: argparse.Namespace) -> int:
+    from cnmc_repro.run.models import ARCHS, format_weights
+    from cnmc_repro.spec.load import load_all
+
+    uses: dict[str, list[str]] = {}
+    for spec in load_all().values():
+        if spec.recipe is not None:
+            uses.setdefault(spec.recipe.arch, []).append(spec.id)
+    if args.all:
+        uses |= {arch: uses.get(arch, []) for arch in ARCHS}
+    print(format_weights(uses))
+    return 0
+
+
 EXAMPLES_DATA_CHECK = """examples:
   python -m reproduce data check                         # the built-in synthetic data
   python -m reproduce data check --data ~/C-NMC_Leukemia
@@ -287,6 +301,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_audit.add_argument("--json", action="store_true", help="print the findings as one JSON document")
     p_audit.set_defaults(func=_audit)
+
+    p_weights = sub.add_parser(
+        "weights",
+        help="which ImageNet weights files the specs need, and whether each is in torchvision's cache",
+        epilog="examples:\n  python -m reproduce weights\n  python -m reproduce weights --all\n"
+        "  TORCH_HOME=/data/torch python -m reproduce weights   # a cache in /data/torch/hub/checkpoints\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_weights.add_argument("--all", action="store_true", help="every architecture the specs may name, not only theirs")
+    p_weights.set_defaults(func=_weights)
 
     p_reg = sub.add_parser(
         "regression",

@@ -229,6 +229,24 @@ def test_the_weights_are_those_fastai_v1_loaded(arch, monkeypatch):
     assert weights_file(arch).name == os.path.basename(urlparse(str(call.value)).path)
 
 
+def test_reproduce_weights_lists_the_cache(tmp_path, monkeypatch, cli):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    folder = tmp_path / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    published = round(torchvision.models.SqueezeNet1_0_Weights.IMAGENET1K_V1.meta["_file_size"] * 2**20)
+    (folder / weights_file("squeezenet1_0").name).write_bytes(b"\0" * published)  # the listing reads sizes only
+    (folder / weights_file("alexnet").name).write_bytes(b"\0" * 1000)  # a partial copy
+    code, out, _ = cli("weights")
+    assert code == 0 and f"torchvision's weights cache: {folder}" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[3:] if line and not line.startswith(" ")}
+    assert rows["squeezenet1_0"].split()[1:4] == ["cached", "4.8", "MiB"] and "squeezenet1_0-b66bff10.pth" in out
+    assert "size differs" in rows["alexnet"] and "missing" in rows["vgg19_bn"] and "vgg19" in rows["vgg19_bn"]
+    assert set(rows) >= {"alexnet", "squeezenet1_0", "vgg19_bn", "resnet34", "resnet50", "densenet121"}
+    assert "1 of 6 cached" in out and weights_file("alexnet").name in out.split("cached\n", 1)[-1]
+    code, out, _ = cli("weights", "--all")
+    assert code == 0 and "squeezenet1_1" in out and "of 15 cached" in out
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_a_damaged_weights_file_is_one_sentence_naming_it(damage, standin, tmp_path):
     from cnmc_repro.errors import UserError

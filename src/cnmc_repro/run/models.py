@@ -14,6 +14,7 @@ import os
 import pickle
 import socket
 import typing
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -49,6 +50,31 @@ def weights_file(name: str) -> Path:
     ``$TORCH_HOME`` at each call), under the file name of the download address, as torch.hub saves it."""
     url = imagenet_weights(name).url
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+@dataclass(frozen=True)
+class CachedWeights:
+    """One architecture's ImageNet weights in torchvision's cache (``reproduce weights``)."""
+
+    arch: str
+    path: Path
+    url: str
+    published_bytes: int  # torchvision's stated file size, to the kB it gives
+    bytes: int | None  # None when the file is absent
+
+    @property
+    def state(self) -> str:
+        """cached; missing; or size differs (from torchvision's: a partial copy, or another file of the name)."""
+        if self.bytes is None:
+            return "missing"
+        return "size differs" if abs(self.bytes - self.published_bytes) > 2**10 else "cached"
+
+
+def cached_weights(name: str) -> CachedWeights:
+    weights = imagenet_weights(name)
+    path = weights_file(name)
+    size = path.stat().st_size if path.is_file() else None
+    return CachedWeights(name, path, weights.url, round(weights.meta["_file_size"] * 2**20), size)
 
 
 def ensure_weights(name: str) -> Path:
@@ -109,3 +135,30 @@ def splitter(name: str):
     if name.startswith("squeezenet"):
         return _squeezenet_v1_split
     return model_meta[arch_fn(name)]["split"]
+
+
+def format_weights(uses: dict[str, list[str]]) -> str:
+    """``reproduce weights``: for each architecture (with the specs that use it), whether its ImageNet weights
+    are in torchvision's cache, the file's name and size, and where the cache is."""
+    rows = [cached_weights(arch) for arch in uses]
+    folder = weights_file(next(iter(uses))).parent if uses else Path(torch.hub.get_dir()) / "checkpoints"
+    home = os.environ.get("TORCH_HOME")
+    lines = [
+        f"torchvision's weights cache: {folder}",
+        f"  (TORCH_HOME={home})" if home else "  (TORCH_HOME is not set: set it to use another hub/checkpoints)",
+        "",
+        f"{'arch':<14} {'state':<13} {'size':>10} {'torchvision':>11}  {'file':<30} specs",
+    ]
+    for w in rows:
+        size = "-" if w.bytes is None else f"{w.bytes / 2**20:.1f} MiB"
+        row = f"{w.arch:<14} {w.state:<13} {size:>10} {w.published_bytes / 2**20:>7.1f} MiB  {w.path.name:<30} "
+        lines.append((row + ", ".join(uses[w.arch])).rstrip())
+    missing = [w for w in rows if w.state != "cached"]
+    lines += ["", f"{len(rows) - len(missing)} of {len(rows)} cached"]
+    if missing:
+        lines.append(
+            "the full profile downloads a missing file where there is a network; offline, fetch each on a machine "
+            f"with a network into {folder} (a file whose size differs from torchvision's: fetch it again):"
+        )
+        lines += [f"  {w.url}" for w in missing]
+    return "\n".join(lines)
