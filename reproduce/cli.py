@@ -11,7 +11,14 @@ from cnmc_repro.errors import UserError
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from cnmc_repro.data.check import compare_checksums, format_check, published_dataset, read_checksums
+    from cnmc_repro.data.check import (
+        compare_checksums,
+        format_check,
+        format_unreadable,
+        published_dataset,
+        read_checksums,
+        unreadable_images,
+    )
     from cnmc_repro.data.source import open_dataset
 
     published = published_dataset()
@@ -19,7 +26,11 @@ def _data_check(args: argparse.Namespace) -> int:
     ds = open_dataset(args.data)
     report = compare_checksums(ds, checksums) if checksums is not None else None
     print(format_check(ds, published, report))
-    if args.prepare:
+    bad = unreadable_images(list(ds.cells), full_decode=args.decode)
+    print("\n" + format_unreadable(ds, bad, args.decode))
+    if args.prepare and bad and not args.skip_bad:
+        print(f"not prepared at {args.prepare}px: --skip-bad prepares the other cells")
+    elif args.prepare:
         from cnmc_repro.data.prepare import Preparation, PreparedCache
 
         prepared = PreparedCache().load(list(ds.cells), Preparation(size=args.prepare), skip_bad=args.skip_bad)
@@ -31,7 +42,7 @@ def _data_check(args: argparse.Namespace) -> int:
             print(f"left out {len(prepared.skipped)} unreadable cell(s):")
             for cell, why in prepared.skipped:
                 print(f"  {cell.path}: {why}")
-    return 0
+    return 1 if bad else 0
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -166,6 +177,7 @@ EXAMPLES_DATA_CHECK = """examples:
   python -m reproduce data check                         # the built-in synthetic data
   python -m reproduce data check --data ~/C-NMC_Leukemia
   python -m reproduce data check --data ~/C-NMC_Leukemia --checksums cnmc_checksums.tsv
+  python -m reproduce data check --data ~/C-NMC_Leukemia --decode   # decode every image, not only check it
   python -m reproduce data check --data ~/C-NMC_Leukemia --prepare 224 --skip-bad
 """
 
@@ -185,14 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = data_sub.add_parser(
         "check",
-        help="count cells and subjects, compare with the published counts, find duplicates",
+        help="count cells and subjects, compare with the published counts, find duplicates and unreadable images "
+        "(exit 1 when there are any)",
         epilog=EXAMPLES_DATA_CHECK,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("--data", metavar="PATH", help="folder holding training_data/ (default: built-in synthetic)")
     check.add_argument("--checksums", metavar="FILE", help="sha256<TAB>bytes<TAB>path list to compare files with")
     check.add_argument("--prepare", metavar="SIZE", type=int, help="also prepare every cell at SIZE px and cache it")
-    check.add_argument("--skip-bad", action="store_true", help="leave unreadable images out instead of stopping")
+    check.add_argument(
+        "--decode", action="store_true", help="decode every image (slower) instead of checking each file's structure"
+    )
+    check.add_argument("--skip-bad", action="store_true", help="with --prepare: prepare the readable cells")
     check.set_defaults(func=_data_check)
 
     synth = data_sub.add_parser(

@@ -59,3 +59,15 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, for a test that trains tiny batches: a second OpenMP thread buys nothing there, and
+    on a machine whose cores are busy its waiting can make a step many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -36,6 +36,8 @@ from cnmc_repro.run.models import weights_file
 from cnmc_repro.run.trainer import Trainer
 from cnmc_repro.spec.schema import Augmentation, FBeta, Stage
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPORT_ARCHS = ("alexnet", "squeezenet1_0", "squeezenet1_1", "vgg19_bn", "resnet34", "resnet50", "densenet121")
 
 # where fastai v1's model_meta split each family (vision/learner.py), as functions of the learner's model
@@ -87,15 +89,6 @@ def standin_state(arch: str, seed: int = 0) -> dict[str, torch.Tensor]:
         else:
             state[key] = torch.randn(shape, generator=gen) * (2 / shape[1:].numel()) ** 0.5
     return state
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny batches gain nothing from a second OpenMP thread, and on a busy machine its waiting costs a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -56,10 +56,47 @@ class Preparation:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
+HEAD_BYTES, TAIL_BYTES = 64, 4096  # what structure_problem reads of a file
+
+
+def structure_problem(head: bytes, tail: bytes, size: int) -> str | None:
+    """What is wrong with an image file, judged without decoding it from its first ``HEAD_BYTES`` bytes, its
+    last ``TAIL_BYTES`` and its size in bytes; None when nothing is.
+
+    An empty file; a PNG file without its closing IEND chunk near the end (truncated); a BMP file shorter than
+    the pixel array its header declares (offset + rows padded to 4 bytes x height; truncated); or neither.
+    """
+    if size == 0:
+        return "the file is empty"
+    if head.startswith(PNG_SIGNATURE):
+        return None if PNG_END in tail else "the PNG file has no IEND chunk at its end (truncated)"
+    if not head.startswith(b"BM"):
+        return "it is neither a BMP nor a PNG file"
+    if size < 26:
+        return f"the BMP file ends inside its header after {size} bytes (truncated)"
+    offset, header = int.from_bytes(head[10:14], "little"), int.from_bytes(head[14:18], "little")
+    if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes, never compressed
+        width, height, bpp, compression = (int.from_bytes(head[i : i + 2], "little") for i in (18, 20, 24, 26))
+    elif size >= 34:  # BITMAPINFOHEADER and its V4/V5 extensions
+        width, height = (int.from_bytes(head[i : i + 4], "little", signed=True) for i in (18, 22))
+        bpp, compression = int.from_bytes(head[28:30], "little"), int.from_bytes(head[30:34], "little")
+    else:
+        return f"the BMP file ends inside its header after {size} bytes (truncated)"
+    if compression not in (0, 3, 6):  # run-length or embedded JPEG/PNG: no fixed size to compare
+        return None
+    need = offset + (width * bpp + 31) // 32 * 4 * abs(height)
+    if size < need:
+        return f"the BMP file holds {size} bytes where its header declares {need} (truncated)"
+    return None
+
+
 def decode(data: bytes, path: Path | str) -> np.ndarray:
     """BMP or PNG bytes to an RGB uint8 array; BadImage (naming the file) when they cannot be decoded."""
-    if not data:
-        raise BadImage(path, "the file is empty")
+    problem = structure_problem(data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data))
+    if problem:
+        raise BadImage(path, problem)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise BadImage(path, "it is not a readable BMP or PNG image (truncated or corrupt)")
