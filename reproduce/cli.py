@@ -135,17 +135,40 @@ def _regression(args: argparse.Namespace) -> int:
         path = regression.update(results)
         print(f"wrote the regression baseline {path}; commit it with a message that says why the figures moved")
         return 0
-    diffs, base = regression.check(results)
-    if diffs:
-        print(f"{len(diffs)} figure(s) differ from the baseline (tolerance {base['tolerance']}):")
-        for d in diffs[:50]:
-            print(f"  {d}")
-        if len(diffs) > 50:
-            print(f"  ... and {len(diffs) - 50} more")
-        print("if the change is intended: python -m reproduce regression --update, and commit the baseline")
+    if args.against:
+        diffs = regression.against(results, Path(args.against))
+        _print_list(f"{len(diffs)} figure(s) differ between {results} and {args.against}:", diffs)
+        if not diffs:
+            print(f"every figure of {results} equals those of {args.against}")
+        return 1 if diffs else 0
+    c = regression.check(results)
+    print(f"compared seed 0's smoke runs of {len(c.specs)} spec(s) with {regression.BASELINE}")
+    _print_list(f"{len(c.outside_bands)} figure(s) outside the baseline's seed bands:", c.outside_bands)
+    _print_list(f"{len(c.structure)} difference(s) in what does not depend on floating point:", c.structure)
+    _print_list(f"{len(c.unhealthy)} spec(s) did not learn:", c.unhealthy)
+    if args.exact:
+        _print_list(f"{len(c.exact)} figure(s) differ from the baseline's in some bit:", c.exact)
+    elif c.exact:
+        print(
+            f"{len(c.exact)} figure(s) differ from the baseline's in some bit: expected on another processor "
+            "(--exact lists them, and fails on them, for a rerun on the baseline's machine)"
+        )
+    failed = c.failures + (c.exact if args.exact else [])
+    if failed:
+        print(f"regression: FAILED ({len(failed)}); if the change is intended: {regression.UPDATE}, and commit it")
         return 1
-    print(f"every figure equals the baseline (tolerance {base['tolerance']}): {len(base['figures'])} specs")
+    print("regression: passed (within the seed bands, the same structure, every trained spec learned)")
     return 0
+
+
+def _print_list(title: str, items: list[str], most: int = 50) -> None:
+    if not items:
+        return
+    print(title)
+    for item in items[:most]:
+        print(f"  {item}")
+    if len(items) > most:
+        print(f"  ... and {len(items) - most} more")
 
 
 EXAMPLES_DATA_CHECK = """examples:
@@ -293,10 +316,15 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[results_option],
         help="compare the latest smoke runs with the committed baseline of the suite's own figures",
         epilog="examples:\n  python -m reproduce all --no-pretrained && python -m reproduce regression\n"
-        "  python -m reproduce regression --update    # accept moved figures on purpose\n",
+        "  python -m reproduce regression --against /tmp/before   # every figure, exactly, on one machine\n"
+        "  python -m reproduce all --no-pretrained --seeds 5 && python -m reproduce regression --update\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_reg.add_argument("--update", action="store_true", help="write the baseline from the latest smoke runs")
+    p_reg.add_argument(
+        "--update", action="store_true", help="write the baseline from the latest smoke runs (run them with --seeds 5)"
+    )
+    p_reg.add_argument("--exact", action="store_true", help="also fail on any figure that differs in any bit")
+    p_reg.add_argument("--against", metavar="DIR", help="compare every figure exactly with another results folder")
     p_reg.set_defaults(func=_regression)
     return parser
 
