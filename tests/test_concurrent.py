@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import reduced_specs
 
-from cnmc_repro.paths import specs_dir
 from cnmc_repro.run.engine import Options, run
 from cnmc_repro.store.folders import Store, load_epochs, load_json
 
@@ -29,11 +28,7 @@ LABELS = ["alexnet seed 0", "squeezenet seed 0"]
 
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("specs")
-    for name in ("alexnet.yaml", "squeezenet.yaml", "dataset.yaml"):
-        shutil.copy(specs_dir() / name, folder / name)
-    with pytest.MonkeyPatch.context() as m:
-        m.setenv("CNMC_REPRO_SPECS", str(folder))
+    with reduced_specs(tmp_path_factory.mktemp("specs"), ["alexnet", "squeezenet"]) as folder:
         yield folder
 
 
