@@ -110,7 +110,7 @@ class RayExecutor:
             f"{self.resources(engine)}" + (f"; started here in {self.start_seconds:.1f}s" if self.started else "")
         )
         options = worker_options(engine)
-        env = {k: os.environ[k] for k in ENV if k in os.environ}
+        env = {k: str(Path(os.environ[k]).resolve()) for k in ENV if k in os.environ}
         queue = Queue(actor_options={"num_cpus": 0})
         remote = ray.remote(ray_task).options(
             runtime_env={"env_vars": env},
@@ -163,8 +163,10 @@ class RayExecutor:
 
 
 def worker_options(engine) -> Options:
-    """The options a task's engine is built from: the driver's, resolved (profile, device, threads), quiet.
-    The built-in data is made anew in each node's cache (the run key check finds any difference)."""
+    """The options a task's engine is built from: the driver's, resolved (profile, device, threads, absolute
+    paths: a worker's working folder is not the driver's), quiet. The built-in data is made anew in each
+    node's cache (the run key check finds any difference)."""
+    data = engine.options.data
     return replace(
         engine.options,
         executor="local",
@@ -173,6 +175,8 @@ def worker_options(engine) -> Options:
         profile=engine.profile.name,
         device=engine.device,
         threads=engine.threads,
+        results=Path(engine.options.results).resolve(),
+        data=str(Path(data).resolve()) if data else None,
     )
 
 
