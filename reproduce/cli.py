@@ -58,6 +58,9 @@ def _options(args: argparse.Namespace):
         pretrained=not getattr(args, "no_pretrained", False),
         deterministic=getattr(args, "deterministic", False),
         skip_bad=getattr(args, "skip_bad", False),
+        executor=getattr(args, "executor", "local"),
+        address=getattr(args, "address", None),
+        threads=getattr(args, "threads", None),
     )
     if getattr(args, "results", None):
         kwargs["results"] = Path(args.results)
@@ -246,6 +249,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="deterministic GPU kernels (slower; the CPU is deterministic anyway)",
     )
     run_options.add_argument("--skip-bad", action="store_true", help="leave unreadable images out")
+    run_options.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default): the runs one after another here; ray: one Ray task per run, each on a GPU of "
+        "this machine or of a Ray cluster (pip install -e '.[ray]')",
+    )
+    run_options.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the Ray cluster's address (host:6379, or auto for the one started on this "
+        "machine with ray start --head); without it Ray starts here",
+    )
+    run_options.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads of each CPU run (default: torch's, the machine's cores); with --executor ray each "
+        "CPU run asks for N CPUs, so a machine trains cores/N runs at once. The figures depend on N",
+    )
 
     p_all = sub.add_parser(
         "all",
@@ -253,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every spec (finished runs are kept, not redone)",
         epilog="examples:\n  python -m reproduce all                      # built-in data, smoke profile\n"
         "  python -m reproduce all --seeds 5            # seeds 0 to 4: every figure against their spread\n"
-        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda\n",
+        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda\n"
+        "  python -m reproduce all --seeds 5 --executor ray   # each run a Ray task on a free GPU of this machine\n"
+        "  python -m reproduce all --data /shared/C-NMC --results /shared/results --executor ray --address auto\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_all.set_defaults(func=_run)
@@ -263,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the named specs or tables",
         epilog="examples:\n  python -m reproduce run alexnet\n  python -m reproduce run alexnet --seeds 3\n"
         "  python -m reproduce run 4.7 --force\n"
-        "  python -m reproduce run kfold --data ~/C-NMC_Leukemia --profile full\n",
+        "  python -m reproduce run kfold --data ~/C-NMC_Leukemia --profile full\n"
+        "  python -m reproduce run alexnet squeezenet --seeds 4 --executor ray --address head-node:6379\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_run.add_argument("ids", nargs="+", metavar="ID", help="spec id (see list) or table number such as 4.7")

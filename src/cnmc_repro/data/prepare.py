@@ -15,10 +15,14 @@
 Prepared arrays are uint8 RGB, cached on disk per cell, keyed by the SHA-256 of the input file and the
 preparation parameters, and written atomically (temporary file, then rename): a changed file or
 parameter touches only its own entries, and an interrupted run leaves no entry that a later run trusts.
+Processes that share the cache folder (two invocations, the Ray tasks of one machine) prepare the cells of
+one preparation one process at a time, under a lock per preparation key: the first prepares what is
+missing and the next read it, so that each cell is prepared once per cache. Reading needs no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
 from cnmc_repro.atomic import write_atomic
 from cnmc_repro.data.dataset import Cell
@@ -161,7 +166,10 @@ class PreparedCache:
             out[i] = arr
             return True
 
-        with ThreadPoolExecutor(self.workers) as pool:
+        missing = any(not self.entry(cells[i], prep).is_file() for i in unique)
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.root / f"{prep.key()}.lock", thread_local=False)
+        with lock if missing else contextlib.nullcontext(), ThreadPoolExecutor(self.workers) as pool:
             futures = [pool.submit(one, i) for i in unique]
             done = bar(futures, f"preparing cells ({prep.size}px)", len(futures), progress)
             for i, fut in zip(unique, done, strict=True):

@@ -1,4 +1,4 @@
-"""What a run ran on: git commit, library versions, processor, device, GPU and driver (``environment.json``)."""
+"""What a run ran on: git commit, library versions, processor, host, device, GPU and driver (``environment.json``)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,11 @@ def environment(device: str) -> dict[str, Any]:
             "opencv": cv2.__version__,
         },
         "device": device,
+        # where it ran: the node and, under Ray, the GPU Ray gave it; and the CPU threads its sums were split among
+        "host": platform.node(),
+        "pid": os.getpid(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "torch_threads": torch.get_num_threads(),
     }
     if device.startswith("cuda") and torch.cuda.is_available():
         env["gpu"] = torch.cuda.get_device_name(0)
