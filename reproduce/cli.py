@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import warnings
 from pathlib import Path
@@ -367,3 +368,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what finished is kept; run the same command again to continue", file=sys.stderr)
         return 130
+    except OSError as e:  # the file system refused: a full disk, a read-only or unwritable folder, ...
+        print(f"error: {file_system_error(e)}", file=sys.stderr)
+        return 2
+
+
+def file_system_error(e: OSError) -> str:
+    """One sentence for an error of the file system, naming the file and the way out."""
+    where = f" {e.filename}" if e.filename else ""
+    fix = {
+        errno.ENOSPC: "the disk is full; free some space (or choose another folder with --results or "
+        "CNMC_REPRO_CACHE) and run the same command again: what finished is kept",
+        errno.EDQUOT: "the disk quota is used up; free some space and run the same command again",
+        errno.EROFS: "the folder is on a read-only file system; choose a writable one with --results or "
+        "CNMC_REPRO_CACHE",
+        errno.EACCES: "this user may not write there; choose another folder with --results or CNMC_REPRO_CACHE",
+        errno.EPERM: "this user may not write there; choose another folder with --results or CNMC_REPRO_CACHE",
+    }.get(e.errno, "check the path and run the same command again")
+    return f"cannot use{where}: {e.strerror or e}; {fix}"

@@ -65,13 +65,13 @@ def test_unfinished_run_folders_are_removed_only_when_their_writer_is_gone(tmp_p
     (partial / "alexnet-smoke-seed0-20260101-000000" / "spec.json").write_text(json.dumps({"run_key": KEY_C}))
     writers = [hold(tmp_path, KEY_A), hold(tmp_path, KEY_C)]
     store = Store(tmp_path)
-    assert store.sweep_partial() == 2  # B's writer is gone, and so is the one that never wrote spec.json
+    assert store.sweep() == 2  # B's writer is gone, and so is the one that never wrote spec.json
     assert sorted(p.name for p in partial.iterdir()) == sorted([KEY_A, "alexnet-smoke-seed0-20260101-000000"])
     assert (partial / KEY_A / "epochs.jsonl").read_text() == "{}\n"  # a live writer's files are untouched
     for child in writers:
         child.stdin.close()
         child.wait()
-    assert store.sweep_partial() == 2 and not list(partial.iterdir())
+    assert store.sweep() == 2 and not list(partial.iterdir())
 
 
 def _record(run_id: str, key: str) -> RunRecord:

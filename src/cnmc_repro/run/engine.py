@@ -212,8 +212,8 @@ class Engine:
                     "SYNTHETIC DATA: built-in cells, not C-NMC; the figures cannot be compared with the report."
                 )
             self.store.root.mkdir(parents=True, exist_ok=True)
-            if removed := self.store.sweep_partial():
-                progress.say(f"removed {removed} unfinished run folder(s) whose writer is gone")
+            if removed := self.store.sweep():
+                progress.say(f"removed {removed} unfinished run folder(s) or file(s) whose writer is gone")
             seeds = ", ".join(map(str, opts.seeds))
             threads = f" ({self.threads} thread{'s' if self.threads > 1 else ''} a run)" if self.device == "cpu" else ""
             progress.say(

@@ -54,9 +54,7 @@ def processor() -> str:
     """The processor's name with its family and model ("AMD EPYC (family 25, model 17, AVX-512)"): CPU kernels, and
     so the last bits of trained figures, differ between processors that share a name."""
     try:
-        info = dict(
-            line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:40] if ":" in line
-        )
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:40] if ":" in line)
     except OSError:
         return platform.processor() or platform.machine()
     info = {k.strip(): v.strip() for k, v in info.items()}

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnmc_repro.atomic import write_atomic, write_json_atomic
+from cnmc_repro.atomic import remove_stale_temps, write_atomic, write_json_atomic
 from cnmc_repro.store.locks import RunLock
 from cnmc_repro.store.record import RunRecord, parse, upgrade
 
@@ -134,7 +134,9 @@ class RunWriter:
         return final
 
     def abandon(self) -> None:
+        """A run that stopped (an error, Ctrl-C): its unfinished folder goes; its finished parts stay."""
         self._epochs.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass
@@ -252,25 +254,35 @@ class Store:
         """The lock of a run key (``run`` names it in the holder's record: "<spec> seed <seed>")."""
         return RunLock(self.root, key, run)
 
-    def sweep_partial(self) -> int:
-        """Remove the unfinished run folders whose writer is gone (their key's lock is free), and keep those of
-        live writers; returns how many were removed. A folder from before the locks, named by its run id, is
-        matched with its key through its ``spec.json``; one without it lost its writer before its first file."""
-        partial = self.root / PARTIAL
+    def sweep(self) -> int:
+        """Remove what writers that are gone left: unfinished run folders (their key's lock is free; a live
+        writer's stay), the finished parts of runs that were stored, and temporary files (``atomic``); returns
+        how many were removed. A folder from before the locks, named by its run id,
+        is matched with its key through its ``spec.json``; one without it lost its writer before its first file."""
+        partial, resume = self.root / PARTIAL, self.root / RESUME
         removed = 0
         for entry in sorted(partial.iterdir()) if partial.is_dir() else []:
             key = entry.name if RUN_KEY.fullmatch(entry.name) else (load_json(entry / "spec.json") or {}).get("run_key")
-            lock = self.lock(key, "stale") if key else None
-            if lock is not None and not lock.acquire():
-                continue  # a live writer's
-            try:
-                if entry.exists():  # not finished meanwhile by the writer that held the lock
-                    shutil.rmtree(entry, ignore_errors=True)
-                    removed += 1
-            finally:
-                if lock is not None:
-                    lock.release()
-        return removed
+            removed += self._remove_if_free(entry, key)
+        # the finished parts of a run that was stored (its writer stopped before it dropped them)
+        for entry in sorted(resume.iterdir()) if resume.is_dir() else []:
+            if self.find(entry.name) is not None:
+                removed += self._remove_if_free(entry, entry.name)
+        return removed + remove_stale_temps(self.root)
+
+    def _remove_if_free(self, entry: Path, key: str | None) -> int:
+        """Remove ``entry`` unless the lock of ``key`` is held (by a live writer); 1 if removed."""
+        lock = self.lock(key, "stale") if key else None
+        if lock is not None and not lock.acquire():
+            return 0  # a live writer's
+        try:
+            if entry.exists():  # not finished meanwhile by the writer that held the lock
+                shutil.rmtree(entry, ignore_errors=True)
+                return 1
+            return 0
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 def _run_time(run_dir: Path) -> tuple[str, int, float]:
