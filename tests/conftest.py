@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +40,22 @@ def tiny_data(tiny_data_ro, tmp_path) -> Path:
     dst = tmp_path / "cnmc"
     shutil.copytree(tiny_data_ro, dst)
     return dst
+
+
+@contextlib.contextmanager
+def reduced_specs(folder: Path, names: list[str], written: dict[str, str] | None = None) -> Iterator[Path]:
+    """A reduced spec set in ``folder`` while the block runs (``CNMC_REPRO_SPECS``): copies of the specs
+    ``names`` of benchmarks/ and of dataset.yaml (section 3.1's counts), and the ``written`` files."""
+    from cnmc_repro.paths import specs_dir
+
+    source = specs_dir()
+    for name in [*names, "dataset"]:
+        shutil.copy(source / f"{name}.yaml", folder / f"{name}.yaml")
+    for name, text in (written or {}).items():
+        (folder / name).write_text(text)
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("CNMC_REPRO_SPECS", str(folder))
+        yield folder
 
 
 def real_data(name: str) -> Path:

@@ -12,13 +12,18 @@
 3. Resize to the size a spec asks for. The crop is padded with black to a square first (centred), so the
    cell keeps its shape; ``resize: squash`` stretches the crop instead.
 
-Prepared arrays are uint8 RGB, cached on disk per cell, keyed by the SHA-256 of the input file and the
-preparation parameters, and written atomically (temporary file, then rename): a changed file or
-parameter touches only its own entries, and an interrupted run leaves no entry that a later run trusts.
+Prepared arrays are uint8 RGB, cached on disk per cell, keyed by the SHA-256 of the input file, the
+preparation parameters and the code that prepares (this module and OpenCV's version), and written atomically
+(temporary file, then rename): a changed file, parameter or code touches only its own entries, and an
+interrupted run leaves no entry that a later run trusts (what a killed one left half-written is removed).
+Processes that share the cache folder (two invocations, the Ray tasks of one machine) prepare the cells of
+one preparation one process at a time, under a lock per preparation key: the first prepares what is
+missing and the next read it, so that each cell is prepared once per cache. Reading needs no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,8 +34,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
-from cnmc_repro.atomic import write_atomic
+from cnmc_repro.atomic import remove_stale_temps, write_atomic
 from cnmc_repro.data.dataset import Cell
 from cnmc_repro.errors import BadImage, UserError
 from cnmc_repro.paths import cache_root
@@ -41,7 +47,9 @@ cv2.utils.logging.setLogLevel(
     cv2.utils.logging.LOG_LEVEL_SILENT
 )  # OpenCV's own warnings about broken files would precede our one-sentence error
 
-PREPARE_VERSION = 1  # bump when the preparation code changes what it produces
+# what decides a prepared array besides its file and settings: this module's code and OpenCV's, so that a change
+# to either never reads arrays that the code before it prepared
+PREPARE_VERSION = hashlib.sha256(Path(__file__).read_bytes() + cv2.__version__.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -198,7 +206,12 @@ class PreparedCache:
             out[i] = arr
             return True
 
-        with ThreadPoolExecutor(self.workers) as pool:
+        missing = any(not self.entry(cells[i], prep).is_file() for i in unique)
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.root / f"{prep.key()}.lock", thread_local=False)
+        with lock if missing else contextlib.nullcontext(), ThreadPoolExecutor(self.workers) as pool:
+            if missing:  # under the lock: what a killed preparer of this key left half-written is stale
+                remove_stale_temps(self.root / prep.key())
             futures = [pool.submit(one, i) for i in unique]
             done = bar(futures, f"preparing cells ({prep.size}px)", len(futures), progress)
             for i, fut in zip(unique, done, strict=True):
