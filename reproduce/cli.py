@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import warnings
 from pathlib import Path
@@ -11,7 +12,14 @@ from cnmc_repro.errors import UserError
 
 
 def _data_check(args: argparse.Namespace) -> int:
-    from cnmc_repro.data.check import compare_checksums, format_check, published_dataset, read_checksums
+    from cnmc_repro.data.check import (
+        compare_checksums,
+        format_check,
+        format_unreadable,
+        published_dataset,
+        read_checksums,
+        unreadable_images,
+    )
     from cnmc_repro.data.source import open_dataset
 
     published = published_dataset()
@@ -19,7 +27,11 @@ def _data_check(args: argparse.Namespace) -> int:
     ds = open_dataset(args.data)
     report = compare_checksums(ds, checksums) if checksums is not None else None
     print(format_check(ds, published, report))
-    if args.prepare:
+    bad = unreadable_images(list(ds.cells), full_decode=args.decode)
+    print("\n" + format_unreadable(ds, bad, args.decode))
+    if args.prepare and bad and not args.skip_bad:
+        print(f"not prepared at {args.prepare}px: --skip-bad prepares the other cells")
+    elif args.prepare:
         from cnmc_repro.data.prepare import Preparation, PreparedCache
 
         prepared = PreparedCache().load(list(ds.cells), Preparation(size=args.prepare), skip_bad=args.skip_bad)
@@ -31,7 +43,7 @@ def _data_check(args: argparse.Namespace) -> int:
             print(f"left out {len(prepared.skipped)} unreadable cell(s):")
             for cell, why in prepared.skipped:
                 print(f"  {cell.path}: {why}")
-    return 0
+    return 1 if bad else 0
 
 
 def _data_synth(args: argparse.Namespace) -> int:
@@ -59,6 +71,9 @@ def _options(args: argparse.Namespace):
         pretrained=not getattr(args, "no_pretrained", False),
         deterministic=getattr(args, "deterministic", False),
         skip_bad=getattr(args, "skip_bad", False),
+        executor=getattr(args, "executor", "local"),
+        address=getattr(args, "address", None),
+        threads=getattr(args, "threads", None),
     )
     if getattr(args, "results", None):
         kwargs["results"] = Path(args.results)
@@ -136,23 +151,61 @@ def _regression(args: argparse.Namespace) -> int:
         path = regression.update(results)
         print(f"wrote the regression baseline {path}; commit it with a message that says why the figures moved")
         return 0
-    diffs, base = regression.check(results)
-    if diffs:
-        print(f"{len(diffs)} figure(s) differ from the baseline (tolerance {base['tolerance']}):")
-        for d in diffs[:50]:
-            print(f"  {d}")
-        if len(diffs) > 50:
-            print(f"  ... and {len(diffs) - 50} more")
-        print("if the change is intended: python -m reproduce regression --update, and commit the baseline")
+    if args.against:
+        diffs = regression.against(results, Path(args.against))
+        _print_list(f"{len(diffs)} figure(s) differ between {results} and {args.against}:", diffs)
+        if not diffs:
+            print(f"every figure of {results} equals those of {args.against}")
+        return 1 if diffs else 0
+    c = regression.check(results)
+    print(f"compared seed 0's smoke runs of {len(c.specs)} spec(s) with {regression.BASELINE}")
+    _print_list(f"{len(c.outside_bands)} figure(s) outside the baseline's seed bands:", c.outside_bands)
+    _print_list(f"{len(c.structure)} difference(s) in what does not depend on floating point:", c.structure)
+    _print_list(f"{len(c.unhealthy)} spec(s) did not learn:", c.unhealthy)
+    if args.exact:
+        _print_list(f"{len(c.exact)} figure(s) differ from the baseline's in some bit:", c.exact)
+    elif c.exact:
+        print(
+            f"{len(c.exact)} figure(s) differ from the baseline's in some bit: expected on another processor "
+            "(--exact lists them, and fails on them, for a rerun on the baseline's machine)"
+        )
+    failed = c.failures + (c.exact if args.exact else [])
+    if failed:
+        print(f"regression: FAILED ({len(failed)}); if the change is intended: {regression.UPDATE}, and commit it")
         return 1
-    print(f"every figure equals the baseline (tolerance {base['tolerance']}): {len(base['figures'])} specs")
+    print("regression: passed (within the seed bands, the same structure, every trained spec learned)")
     return 0
+
+
+def _weights(args: argparse.Namespace) -> int:
+    from cnmc_repro.run.models import ARCHS, format_weights
+    from cnmc_repro.spec.load import load_all
+
+    uses: dict[str, list[str]] = {}
+    for spec in load_all().values():
+        if spec.recipe is not None:
+            uses.setdefault(spec.recipe.arch, []).append(spec.id)
+    if args.all:
+        uses |= {arch: uses.get(arch, []) for arch in ARCHS}
+    print(format_weights(uses))
+    return 0
+
+
+def _print_list(title: str, items: list[str], most: int = 50) -> None:
+    if not items:
+        return
+    print(title)
+    for item in items[:most]:
+        print(f"  {item}")
+    if len(items) > most:
+        print(f"  ... and {len(items) - most} more")
 
 
 EXAMPLES_DATA_CHECK = """examples:
   python -m reproduce data check                         # the built-in synthetic data
   python -m reproduce data check --data ~/C-NMC_Leukemia
   python -m reproduce data check --data ~/C-NMC_Leukemia --checksums cnmc_checksums.tsv
+  python -m reproduce data check --data ~/C-NMC_Leukemia --decode   # decode every image, not only check it
   python -m reproduce data check --data ~/C-NMC_Leukemia --prepare 224 --skip-bad
 """
 
@@ -172,14 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = data_sub.add_parser(
         "check",
-        help="count cells and subjects, compare with the published counts, find duplicates",
+        help="count cells and subjects, compare with the published counts, find duplicates and unreadable images "
+        "(exit 1 when there are any)",
         epilog=EXAMPLES_DATA_CHECK,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("--data", metavar="PATH", help="folder holding training_data/ (default: built-in synthetic)")
     check.add_argument("--checksums", metavar="FILE", help="sha256<TAB>bytes<TAB>path list to compare files with")
     check.add_argument("--prepare", metavar="SIZE", type=int, help="also prepare every cell at SIZE px and cache it")
-    check.add_argument("--skip-bad", action="store_true", help="leave unreadable images out instead of stopping")
+    check.add_argument(
+        "--decode", action="store_true", help="decode every image (slower) instead of checking each file's structure"
+    )
+    check.add_argument("--skip-bad", action="store_true", help="with --prepare: prepare the readable cells")
     check.set_defaults(func=_data_check)
 
     synth = data_sub.add_parser(
@@ -229,6 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="deterministic GPU kernels (slower; the CPU is deterministic anyway)",
     )
     run_options.add_argument("--skip-bad", action="store_true", help="leave unreadable images out")
+    run_options.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local (default): the runs one after another here; ray: one Ray task per run, each on a GPU of "
+        "this machine or of a Ray cluster (pip install -e '.[ray]')",
+    )
+    run_options.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the Ray cluster's address (host:6379, or auto for the one started on this "
+        "machine with ray start --head); without it Ray starts here",
+    )
+    run_options.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch threads of each CPU run (default: torch's, the machine's cores); with --executor ray each "
+        "CPU run asks for N CPUs, so a machine trains cores/N runs at once. The figures depend on N",
+    )
 
     p_all = sub.add_parser(
         "all",
@@ -237,7 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  python -m reproduce all                      # built-in data, smoke profile\n"
         "  python -m reproduce all --seeds 5            # seeds 0 to 4: every figure against their spread\n"
         "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda\n"
-        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda --precision fp32   # as the report ran\n",
+        "  python -m reproduce all --data ~/C-NMC_Leukemia --device cuda --precision fp32   # as the report ran\n"
+        "  python -m reproduce all --seeds 5 --executor ray   # each run a Ray task on a free GPU of this machine\n"
+        "  python -m reproduce all --data /shared/C-NMC --results /shared/results --executor ray --address auto\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_all.set_defaults(func=_run)
@@ -247,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the named specs or tables",
         epilog="examples:\n  python -m reproduce run alexnet\n  python -m reproduce run alexnet --seeds 3\n"
         "  python -m reproduce run 4.7 --force\n"
-        "  python -m reproduce run kfold --data ~/C-NMC_Leukemia --profile full\n",
+        "  python -m reproduce run kfold --data ~/C-NMC_Leukemia --profile full\n"
+        "  python -m reproduce run alexnet squeezenet --seeds 4 --executor ray --address head-node:6379\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_run.add_argument("ids", nargs="+", metavar="ID", help="spec id (see list) or table number such as 4.7")
@@ -295,15 +375,30 @@ def build_parser() -> argparse.ArgumentParser:
     p_audit.add_argument("--json", action="store_true", help="print the findings as one JSON document")
     p_audit.set_defaults(func=_audit)
 
+    p_weights = sub.add_parser(
+        "weights",
+        help="which ImageNet weights files the specs need, and whether each is in torchvision's cache",
+        epilog="examples:\n  python -m reproduce weights\n  python -m reproduce weights --all\n"
+        "  TORCH_HOME=/data/torch python -m reproduce weights   # a cache in /data/torch/hub/checkpoints\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_weights.add_argument("--all", action="store_true", help="every architecture the specs may name, not only theirs")
+    p_weights.set_defaults(func=_weights)
+
     p_reg = sub.add_parser(
         "regression",
         parents=[results_option],
         help="compare the latest smoke runs with the committed baseline of the suite's own figures",
         epilog="examples:\n  python -m reproduce all --no-pretrained && python -m reproduce regression\n"
-        "  python -m reproduce regression --update    # accept moved figures on purpose\n",
+        "  python -m reproduce regression --against /tmp/before   # every figure, exactly, on one machine\n"
+        "  python -m reproduce all --no-pretrained --seeds 5 && python -m reproduce regression --update\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_reg.add_argument("--update", action="store_true", help="write the baseline from the latest smoke runs")
+    p_reg.add_argument(
+        "--update", action="store_true", help="write the baseline from the latest smoke runs (run them with --seeds 5)"
+    )
+    p_reg.add_argument("--exact", action="store_true", help="also fail on any figure that differs in any bit")
+    p_reg.add_argument("--against", metavar="DIR", help="compare every figure exactly with another results folder")
     p_reg.set_defaults(func=_regression)
     return parser
 
@@ -320,3 +415,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: what finished is kept; run the same command again to continue", file=sys.stderr)
         return 130
+    except OSError as e:  # the file system refused: a full disk, a read-only or unwritable folder, ...
+        print(f"error: {file_system_error(e)}", file=sys.stderr)
+        return 2
+
+
+def file_system_error(e: OSError) -> str:
+    """One sentence for an error of the file system, naming the file and the way out."""
+    where = f" {e.filename}" if e.filename else ""
+    fix = {
+        errno.ENOSPC: "the disk is full; free some space (or choose another folder with --results or "
+        "CNMC_REPRO_CACHE) and run the same command again: what finished is kept",
+        errno.EDQUOT: "the disk quota is used up; free some space and run the same command again",
+        errno.EROFS: "the folder is on a read-only file system; choose a writable one with --results or "
+        "CNMC_REPRO_CACHE",
+        errno.EACCES: "this user may not write there; choose another folder with --results or CNMC_REPRO_CACHE",
+        errno.EPERM: "this user may not write there; choose another folder with --results or CNMC_REPRO_CACHE",
+    }.get(e.errno, "check the path and run the same command again")
+    return f"cannot use{where}: {e.strerror or e}; {fix}"

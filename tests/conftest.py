@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,6 +42,22 @@ def tiny_data(tiny_data_ro, tmp_path) -> Path:
     return dst
 
 
+@contextlib.contextmanager
+def reduced_specs(folder: Path, names: list[str], written: dict[str, str] | None = None) -> Iterator[Path]:
+    """A reduced spec set in ``folder`` while the block runs (``CNMC_REPRO_SPECS``): copies of the specs
+    ``names`` of benchmarks/ and of dataset.yaml (section 3.1's counts), and the ``written`` files."""
+    from cnmc_repro.paths import specs_dir
+
+    source = specs_dir()
+    for name in [*names, "dataset"]:
+        shutil.copy(source / f"{name}.yaml", folder / f"{name}.yaml")
+    for name, text in (written or {}).items():
+        (folder / name).write_text(text)
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("CNMC_REPRO_SPECS", str(folder))
+        yield folder
+
+
 def real_data(name: str) -> Path:
     """A folder of the real C-NMC sample, or skip the test with the reason."""
     path = SHARED_DATA / name
@@ -59,3 +77,15 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread, for a test that trains tiny batches: a second OpenMP thread buys nothing there, and
+    on a machine whose cores are busy its waiting can make a step many times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

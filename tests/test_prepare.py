@@ -1,3 +1,7 @@
+import hashlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -91,7 +95,8 @@ def test_an_interrupted_write_leaves_no_entry(tiny_data, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         cache.load(cells, Preparation(size=24), progress=False)
     monkeypatch.undo()
-    assert not [p for p in (tmp_path / "prep").rglob("*") if p.is_file()]  # nothing half-written remains
+    # nothing half-written remains (the preparation's lock file stays, as every lock file does)
+    assert not [p for p in (tmp_path / "prep").rglob("*") if p.is_file() and p.suffix != ".lock"]
     assert cache.load(cells, Preparation(size=24), progress=False).decoded == 3
 
 
@@ -107,7 +112,32 @@ def test_a_truncated_image_stops_or_is_skipped(tiny_data, tmp_path, cli):
     assert len(kept.cells) == len(cells) - 1 and kept.skipped[0][0].path == bad
     assert kept.images.shape[0] == len(cells) - 1
 
-    code, _, err = cli("data", "check", "--data", tiny_data, "--prepare", "24")
-    assert code == 2 and f"cannot read image {bad}" in err and "--skip-bad" in err
+    code, out, _ = cli("data", "check", "--data", tiny_data, "--prepare", "24")
+    assert code == 1 and "not prepared at 24px: --skip-bad prepares the other cells" in out
     code, out, _ = cli("data", "check", "--data", tiny_data, "--prepare", "24", "--skip-bad")
-    assert code == 0 and "left out 1 unreadable cell(s)" in out
+    assert code == 1 and "left out 1 unreadable cell(s)" in out  # the data still holds an unreadable image
+
+
+PREPARE = """
+import hashlib, sys
+from cnmc_repro.data.dataset import load_dataset
+from cnmc_repro.data.prepare import Preparation, PreparedCache
+cells = load_dataset(sys.argv[1], progress=False).split("train")
+prepared = PreparedCache(root=sys.argv[2]).load(cells, Preparation(32), progress=False)
+print(prepared.decoded, hashlib.sha256(prepared.images.tobytes()).hexdigest())
+"""
+
+
+def test_two_processes_preparing_the_same_cells_at_once_prepare_each_once(tiny_data_ro, tmp_path):
+    """Two processes sharing a cache folder (two invocations, two Ray tasks of one machine) ask for the same
+    cells at the same moment: one prepares them, the other reads what it wrote, and both get the arrays of a
+    preparation alone."""
+    cache = tmp_path / "shared"
+    args = [sys.executable, "-c", PREPARE, str(tiny_data_ro), str(cache)]
+    processes = [subprocess.Popen(args, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0].split() for p in processes]
+    assert [p.returncode for p in processes] == [0, 0]
+    cells = load_dataset(tiny_data_ro, progress=False).split("train")
+    alone = PreparedCache(root=tmp_path / "alone").load(cells, Preparation(32), progress=False)
+    assert sorted(int(decoded) for decoded, _ in outputs) == [0, alone.decoded]
+    assert {digest for _, digest in outputs} == {hashlib.sha256(alone.images.tobytes()).hexdigest()}

@@ -1,4 +1,4 @@
-"""The README's example spec is a working spec, and its two commands are the ones CI and users run."""
+"""The README's example spec is a working spec, and its commands are the ones CI and users run."""
 
 import re
 import shutil
@@ -23,6 +23,8 @@ def _block(marker: str) -> str:
 def test_the_two_commands():
     assert _block("main-command").strip().endswith("python -m reproduce all")
     assert _block("test-command").strip().endswith("python -m pytest")
+    regression = _block("regression-command")
+    assert "reproduce all --profile smoke" in regression and "reproduce regression" in regression
 
 
 @pytest.mark.slow

@@ -49,8 +49,37 @@ def _write(tmp_path: Path, text: str) -> Path:
         (lambda s: s.replace("  arch: alexnet\n", "  arch: lenet\n"), "recipe.arch is 'lenet'; it must be one of"),
         (lambda s: s.replace("kind: train", "kind: training"), "kind is 'training'"),
         (lambda s: s + "  : :\n", "is not valid YAML"),
+        (lambda s: s.replace("  bs: 64\n", "  bs: 0\n"), "recipe.bs is 0; it must be at least 2"),
+        (
+            lambda s: s.replace("epochs: 10, lr: 1.0e-5, frozen: true", "epochs: -1, lr: 1.0e-5, frozen: true"),
+            "recipe.stages[0].epochs is -1; it must be at least 1",
+        ),
+        (
+            lambda s: s.replace("  dropout: 0.5\n", "  dropout: 1.5\n"),
+            "recipe.dropout is 1.5; it must be at least 0 and below 1",
+        ),
+        (
+            lambda s: s.replace("  size: 224\n", "  size: 32\n"),
+            "recipe.size is 32; alexnet needs images of at least 63 px",
+        ),
+        (
+            lambda s: s.replace("lr: 1.0e-5, frozen: false", "lr: [1.0e-4, 1.0e-6], frozen: false"),
+            "recipe.stages[1].lr is [0.0001, 1e-06]; the first rate must be below the second",
+        ),
     ],
-    ids=["unknown-key", "missing-field", "wrong-type", "bad-arch", "bad-kind", "bad-yaml"],
+    ids=[
+        "unknown-key",
+        "missing-field",
+        "wrong-type",
+        "bad-arch",
+        "bad-kind",
+        "bad-yaml",
+        "bs-0",
+        "epochs-negative",
+        "dropout-above-1",
+        "size-below-the-arch",
+        "lr-pair-reversed",
+    ],
 )
 def test_a_bad_spec_names_the_file_and_the_key(tmp_path, edit, message):
     path = _write(tmp_path, edit)
@@ -95,5 +124,24 @@ def test_profiles_shrink_a_spec_without_changing_its_recipe_choices():
     assert planned_epochs(timed) == [(1, 224), (1, 224), (1, 224)]
     assert [size for _, size in planned_epochs(resolve(prog, TIMING))] == [8, 16, 24, 32, 64, 128, 224]
 
-    smoke = resolve(kfold, SMOKE)  # smoke keeps every fold, small
-    assert smoke.kfold.trained_folds is None and planned_epochs(smoke) == [(1, 64)] * 10
+    smoke = resolve(kfold, SMOKE)  # two folds of the same 5-fold split, two epochs a stage, at 32 px
+    assert (smoke.kfold.folds, smoke.kfold.trained_folds) == (5, 2)
+    assert planned_epochs(smoke) == [(2, 32)] * 4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch", ["alexnet", "squeezenet1_0", "squeezenet1_1", "vgg19_bn", "resnet34", "densenet121"])
+def test_the_smallest_size_a_spec_may_ask_is_the_smallest_its_architecture_runs_on(arch):
+    """``schema.MIN_SIZE``: body and head run on a batch of that size, and stop one pixel below (shapes only)."""
+    import torch
+
+    from cnmc_repro.run.models import create_model
+    from cnmc_repro.spec.schema import min_size
+
+    with torch.device("meta"):
+        model = create_model(arch, False, 0.5).eval()
+    n = min_size(arch)
+    assert model(torch.empty(2, 3, n, n, device="meta")).shape == (2, 2)
+    if n > 1:
+        with pytest.raises(RuntimeError):
+            model(torch.empty(2, 3, n - 1, n - 1, device="meta"))

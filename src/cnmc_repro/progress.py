@@ -2,8 +2,9 @@
 preparing, writing the built-in data), and for runs a line per run and per epoch with the time left.
 
 Time left is projected from the work done so far, counted in image-epochs weighted by pixels (an epoch
-at 224 px weighs (224/64)^2 as much as one at 64 px). Lines go through ``tqdm.write``, so that they never
-break a bar that is being drawn.
+at 224 px weighs (224/64)^2 as much as one at 64 px); runs that train at once (on the workers of a Ray
+cluster) add their work as it is done, so the projection follows the rate of all of them together. Lines
+go through ``tqdm.write``, so that they never break a bar that is being drawn.
 """
 
 from __future__ import annotations
@@ -38,16 +39,14 @@ class Progress:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.t0 = time.perf_counter()
-        self.run_id = ""
 
     def say(self, text: str) -> None:
         if not self.quiet:
             tqdm.write(text, file=self.stream)
 
-    def start_run(self, spec_id: str, what: str) -> None:
+    def start_run(self, run: str, what: str) -> None:
         self.index += 1
-        self.run_id = spec_id
-        self.say(f"[{self.index}/{self.n_runs}] {spec_id}: {what}")
+        self.say(f"[{self.index}/{self.n_runs}] {run}: {what}")
 
     def skip_run(self, spec_id: str, why: str, units: float) -> None:
         self.index += 1
@@ -58,7 +57,7 @@ class Progress:
         """Work that needs no doing after all (an epoch an interrupted run finished)."""
         self.total = max(self.total - units, 1e-9)
 
-    def epoch(self, where: str, epoch: int, epochs: int, record: dict, units: float) -> None:
+    def epoch(self, run: str, where: str, epoch: int, epochs: int, record: dict, units: float) -> None:
         self.done += units
         elapsed = time.perf_counter() - self.t0
         left = elapsed / self.done * (self.total - self.done) if self.done else 0.0
@@ -66,7 +65,7 @@ class Progress:
             f"{k}={record[k]:.4f}" for k in ("train_loss", "valid_loss", "accuracy") if record.get(k) is not None
         )
         self.say(
-            f"    {self.run_id} {where} epoch {epoch + 1}/{epochs}  {figures}  "
+            f"    {run} {where} epoch {epoch + 1}/{epochs}  {figures}  "
             f"({record.get('seconds', 0):.1f}s; about {_fmt(left)} left of all)"
         )
 

@@ -51,9 +51,14 @@ class Spread:
     pi_high: float | None
 
 
-def t_quantile(n: int) -> float:
-    """t(0.975, n-1): the two-sided 95% quantile of Student's t with n-1 degrees of freedom."""
-    return float(student_t.ppf(1 - (1 - LEVEL) / 2, n - 1))
+def t_quantile(n: int, level: float = LEVEL) -> float:
+    """t(0.975, n-1) at the 95% level: the two-sided quantile of Student's t with n-1 degrees of freedom."""
+    return float(student_t.ppf(1 - (1 - level) / 2, n - 1))
+
+
+def half_width(sd: float, n: int, level: float = LEVEL) -> float:
+    """Half the prediction interval for one further run from N runs: t · s · √(1 + 1/N)."""
+    return t_quantile(n, level) * sd * math.sqrt(1 + 1 / n)
 
 
 def spread(values: Sequence[float], seeds: Sequence[int]) -> Spread | None:
@@ -67,7 +72,7 @@ def spread(values: Sequence[float], seeds: Sequence[int]) -> Spread | None:
     sd = pi_low = pi_high = None
     if n > 1:
         sd = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-        half = t_quantile(n) * sd * math.sqrt(1 + 1 / n)
+        half = half_width(sd, n)
         pi_low, pi_high = mean - half, mean + half
     return Spread(n, tuple(seeds), mean, sd, min(values), max(values), pi_low, pi_high)
 

@@ -1,8 +1,15 @@
 """`reproduce data check`: what a data folder holds, beside the counts the report and the challenge publish.
 
-It counts cells and subjects per split, fold and class, lists byte-identical files, and with a checksum
-list (``sha256<TAB>bytes<TAB>path``, as ``cnmc_checksums.tsv``) says which files match, differ, are
-missing or are extra.
+It counts cells and subjects per split, fold and class, lists byte-identical files, names every image file
+that cannot be read, and with a checksum list (``sha256<TAB>bytes<TAB>path``, as ``cnmc_checksums.tsv``)
+says which files match, differ, are missing or are extra.
+
+Unreadable images are found by each file's structure (``prepare.structure_problem``: empty, a BMP shorter
+than its header declares, a PNG without its end chunk, neither format), which reads 4 kB of a file; with
+``decode`` every image is decoded as a run would decode it. Measured on a 2-core machine from the page cache:
+the structure check takes about 0.2 ms a file (3 s for the 15,114 official images), a full decode about 1 ms
+a 450 x 450 BMP and 7-9 ms a 600 x 600 BMP (35-50 s for the official set, plus reading its 9.2 GB where they
+are not cached), so the structure check is the default.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +29,9 @@ from cnmc_repro.data.dataset import (
     count_table,
     relative_path,
 )
-from cnmc_repro.errors import UserError
+from cnmc_repro.data.prepare import HEAD_BYTES, TAIL_BYTES, decode, structure_problem
+from cnmc_repro.errors import BadImage, UserError
+from cnmc_repro.progress import bar
 from cnmc_repro.spec.dataset import PublishedDataset
 from cnmc_repro.spec.dataset import published_dataset as published_dataset  # `data check` reads it here
 
@@ -107,6 +117,51 @@ def compare_checksums(ds: Dataset, checksums: dict[str, tuple[str, int]]) -> Che
     covered = set(present) | {listed_stems[os.path.splitext(r)[0]] for r in report.converted}
     report.missing = sorted(p for p in checksums if p not in covered)
     return report
+
+
+def image_problem(path: Path, full_decode: bool = False) -> str | None:
+    """Why the image file at ``path`` cannot be read, or None: from its structure, or by decoding it."""
+    try:
+        if full_decode:
+            decode(path.read_bytes(), path)
+            return None
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(HEAD_BYTES)
+            f.seek(max(0, size - TAIL_BYTES))
+            tail = f.read()
+        return structure_problem(head, tail, size)
+    except BadImage as e:
+        return e.why
+    except OSError as e:
+        return f"the file cannot be read ({e.strerror or e})"
+
+
+def unreadable_images(cells: list[Cell], full_decode: bool = False, progress: bool = True) -> list[tuple[Cell, str]]:
+    """Every cell whose image file cannot be read, with the reason, in the cells' order."""
+    with ThreadPoolExecutor(min(16, os.cpu_count() or 1)) as pool:  # file reads and OpenCV release the GIL
+        found = pool.map(lambda c: image_problem(c.path, full_decode), cells)
+        what = "decoding images" if full_decode else "checking images"
+        problems = list(bar(found, what, len(cells), progress))
+    return [(c, why) for c, why in zip(cells, problems, strict=True) if why]
+
+
+def format_unreadable(ds: Dataset, bad: list[tuple[Cell, str]], full_decode: bool) -> str:
+    """One line per unreadable image, then their count."""
+    if not bad:
+        if full_decode:
+            return f"images: all {len(ds.cells)} files decode"
+        return (
+            f"images: all {len(ds.cells)} files are whole BMP or PNG files by their structure (header against "
+            "size, PNG end chunk); --decode decodes each"
+        )
+    lines = ["unreadable images (decoded):" if full_decode else "unreadable images (by their structure):"]
+    lines += [f"  {relative_path(c, ds.root)}: {why}" for c, why in bad]
+    lines.append(
+        f"{len(bad)} of {len(ds.cells)} image(s) cannot be read: fix or remove them, or pass --skip-bad to a run "
+        "to leave them out"
+    )
+    return "\n".join(lines)
 
 
 def format_check(ds: Dataset, published: PublishedDataset, checksums: ChecksumReport | None = None) -> str:

@@ -12,13 +12,18 @@
 3. Resize to the size a spec asks for. The crop is padded with black to a square first (centred), so the
    cell keeps its shape; ``resize: squash`` stretches the crop instead.
 
-Prepared arrays are uint8 RGB, cached on disk per cell, keyed by the SHA-256 of the input file and the
-preparation parameters, and written atomically (temporary file, then rename): a changed file or
-parameter touches only its own entries, and an interrupted run leaves no entry that a later run trusts.
+Prepared arrays are uint8 RGB, cached on disk per cell, keyed by the SHA-256 of the input file, the
+preparation parameters and the code that prepares (this module and OpenCV's version), and written atomically
+(temporary file, then rename): a changed file, parameter or code touches only its own entries, and an
+interrupted run leaves no entry that a later run trusts (what a killed one left half-written is removed).
+Processes that share the cache folder (two invocations, the Ray tasks of one machine) prepare the cells of
+one preparation one process at a time, under a lock per preparation key: the first prepares what is
+missing and the next read it, so that each cell is prepared once per cache. Reading needs no lock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -29,8 +34,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from filelock import FileLock
 
-from cnmc_repro.atomic import write_atomic
+from cnmc_repro.atomic import remove_stale_temps, write_atomic
 from cnmc_repro.data.dataset import Cell
 from cnmc_repro.errors import BadImage, UserError
 from cnmc_repro.paths import cache_root
@@ -41,7 +47,9 @@ cv2.utils.logging.setLogLevel(
     cv2.utils.logging.LOG_LEVEL_SILENT
 )  # OpenCV's own warnings about broken files would precede our one-sentence error
 
-PREPARE_VERSION = 1  # bump when the preparation code changes what it produces
+# what decides a prepared array besides its file and settings: this module's code and OpenCV's, so that a change
+# to either never reads arrays that the code before it prepared
+PREPARE_VERSION = hashlib.sha256(Path(__file__).read_bytes() + cv2.__version__.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -56,10 +64,47 @@ class Preparation:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
+HEAD_BYTES, TAIL_BYTES = 64, 4096  # what structure_problem reads of a file
+
+
+def structure_problem(head: bytes, tail: bytes, size: int) -> str | None:
+    """What is wrong with an image file, judged without decoding it from its first ``HEAD_BYTES`` bytes, its
+    last ``TAIL_BYTES`` and its size in bytes; None when nothing is.
+
+    An empty file; a PNG file without its closing IEND chunk near the end (truncated); a BMP file shorter than
+    the pixel array its header declares (offset + rows padded to 4 bytes x height; truncated); or neither.
+    """
+    if size == 0:
+        return "the file is empty"
+    if head.startswith(PNG_SIGNATURE):
+        return None if PNG_END in tail else "the PNG file has no IEND chunk at its end (truncated)"
+    if not head.startswith(b"BM"):
+        return "it is neither a BMP nor a PNG file"
+    if size < 26:
+        return f"the BMP file ends inside its header after {size} bytes (truncated)"
+    offset, header = int.from_bytes(head[10:14], "little"), int.from_bytes(head[14:18], "little")
+    if header == 12:  # OS/2 BITMAPCOREHEADER: 16-bit sizes, never compressed
+        width, height, bpp, compression = (int.from_bytes(head[i : i + 2], "little") for i in (18, 20, 24, 26))
+    elif size >= 34:  # BITMAPINFOHEADER and its V4/V5 extensions
+        width, height = (int.from_bytes(head[i : i + 4], "little", signed=True) for i in (18, 22))
+        bpp, compression = int.from_bytes(head[28:30], "little"), int.from_bytes(head[30:34], "little")
+    else:
+        return f"the BMP file ends inside its header after {size} bytes (truncated)"
+    if compression not in (0, 3, 6):  # run-length or embedded JPEG/PNG: no fixed size to compare
+        return None
+    need = offset + (width * bpp + 31) // 32 * 4 * abs(height)
+    if size < need:
+        return f"the BMP file holds {size} bytes where its header declares {need} (truncated)"
+    return None
+
+
 def decode(data: bytes, path: Path | str) -> np.ndarray:
     """BMP or PNG bytes to an RGB uint8 array; BadImage (naming the file) when they cannot be decoded."""
-    if not data:
-        raise BadImage(path, "the file is empty")
+    problem = structure_problem(data[:HEAD_BYTES], data[-TAIL_BYTES:], len(data))
+    if problem:
+        raise BadImage(path, problem)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise BadImage(path, "it is not a readable BMP or PNG image (truncated or corrupt)")
@@ -161,7 +206,12 @@ class PreparedCache:
             out[i] = arr
             return True
 
-        with ThreadPoolExecutor(self.workers) as pool:
+        missing = any(not self.entry(cells[i], prep).is_file() for i in unique)
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(self.root / f"{prep.key()}.lock", thread_local=False)
+        with lock if missing else contextlib.nullcontext(), ThreadPoolExecutor(self.workers) as pool:
+            if missing:  # under the lock: what a killed preparer of this key left half-written is stale
+                remove_stale_temps(self.root / prep.key())
             futures = [pool.submit(one, i) for i in unique]
             done = bar(futures, f"preparing cells ({prep.size}px)", len(futures), progress)
             for i, fut in zip(unique, done, strict=True):

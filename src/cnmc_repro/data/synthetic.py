@@ -4,9 +4,13 @@ The project cannot ship C-NMC images, so this writes cells in the official layou
 (``training_data/fold_k/{all,hem}/UID_<subject>_<image>_<cell>_<all|hem>.bmp``, the preliminary test set
 with its labels CSV, an unlabelled final test set): 450 x 450 BMP, one stained cell on a black background.
 
-What separates the classes, on purpose only statistically:
-- ALL blasts are larger on average, with a more irregular outline, finer chromatin and more often visible
-  nucleoli; normal (hem) cells are smaller, rounder, with coarser, clumped chromatin.
+What separates the classes, statistically, as in real ALL and normal cells:
+- The nucleus' share of the cell: a blast's nucleus fills most of the cell (mean 0.82 of its diameter) and sits
+  near its centre; a normal lymphocyte shows more pale cytoplasm (0.64) around an eccentric nucleus. The share
+  survives section 3.2's crop to the cell (which takes away the cell's size) and its luma equalisation, and is
+  strong enough that each spec's smoke run learns it from random weights (``reproduce regression`` checks it).
+- Blasts are larger on average, with a more irregular nuclear outline, finer chromatin and more often visible
+  nucleoli; normal nuclei are rounder, with coarser, clumped chromatin.
 - Every subject has its own stain colour and brightness, so that cells of one subject resemble each other
   and a split that mixes subjects is easier than one that keeps them apart.
 - A few files are byte-identical copies across subjects and folds, as in the official data.
@@ -71,45 +75,60 @@ class _Subject:
     brightness: float
 
 
+def _outline(rng: np.random.Generator, theta: np.ndarray, irregular: float) -> np.ndarray:
+    """A wavy outline: 1 plus a few random harmonics of the angle, ``irregular`` setting their amplitude."""
+    out = np.ones_like(theta)
+    for k in range(2, 7):
+        out += np.float32(rng.normal(0, irregular / k**0.5)) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+    return out.clip(0.6, 1.35)
+
+
 def render_cell(rng: np.random.Generator, subject: _Subject, size: int = CELL_SIZE) -> np.ndarray:
-    """One segmented cell (BGR uint8): a textured, stained nucleus on an exactly black background."""
+    """One segmented cell (BGR uint8): a stained nucleus in a pale cytoplasm on an exactly black background."""
     is_all = subject.is_all
     scale = size / CELL_SIZE
-    radius = float(np.clip(rng.normal(92.0 if is_all else 78.0, 14.0), 40.0, 150.0)) * scale
-    elong = rng.uniform(1.0, 1.25)
+    radius = float(np.clip(rng.normal(92.0 if is_all else 80.0, 12.0), 45.0, 150.0)) * scale
+    # the nucleus' share of the cell's diameter: the class signal that survives section 3.2's crop to the cell
+    ratio = float(np.clip(rng.normal(0.82 if is_all else 0.64, 0.06), 0.4, 0.97))
+    elong = rng.uniform(1.0, 1.2 if is_all else 1.35)
     # draw only inside the box that can hold the cell: the outline reaches at most 1.35 radii
     half = min(size // 2, int(np.ceil(radius * 1.35 * elong)) + 4)
     cy, cx = (size / 2 + rng.normal(0, 0.05 * size, 2)).clip(half, size - half).tolist()
     oy, ox = int(cy) - half, int(cx) - half
     yy, xx = np.mgrid[oy : oy + 2 * half, ox : ox + 2 * half].astype(np.float32)
     dy, dx = yy - cy, xx - cx
-    theta = np.arctan2(dy, dx)
-    outline = np.ones_like(theta)
-    irregular = 0.075 if is_all else 0.045
-    for k in range(2, 7):
-        outline += np.float32(rng.normal(0, irregular / k**0.5)) * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
-    outline = outline.clip(0.6, 1.35)
     rot = rng.uniform(0, np.pi)
     u = dx * np.float32(np.cos(rot)) + dy * np.float32(np.sin(rot))
     v = -dx * np.float32(np.sin(rot)) + dy * np.float32(np.cos(rot))
-    dist = np.sqrt((u / np.float32(elong)) ** 2 + v**2) / (np.float32(radius) * outline)
-    mask = dist < 1.0
+    cell = np.sqrt((u / np.float32(elong)) ** 2 + v**2) / (np.float32(radius) * _outline(rng, np.arctan2(dy, dx), 0.04))
+    cell = cell < 1.0
+    # the nucleus sits near the centre of a blast and off centre in a normal cell
+    shift = (1 - ratio) * radius * (rng.uniform(0.1, 0.3) if is_all else rng.uniform(0.4, 0.8))
+    a = rng.uniform(0, 2 * np.pi)
+    ny, nx = cy + shift * np.sin(a), cx + shift * np.cos(a)
+    ndy, ndx = yy - ny, xx - nx
+    outline = _outline(rng, np.arctan2(ndy, ndx), 0.075 if is_all else 0.045)
+    dist = np.sqrt(ndy**2 + ndx**2) / (np.float32(radius * ratio) * outline)
+    nucleus = (dist < 1.0) & cell
 
     grain = (1.6 if is_all else 3.2) * rng.uniform(0.8, 1.25) * scale  # fine chromatin in blasts, clumped in normal
     noise = cv2.GaussianBlur(rng.standard_normal(dist.shape, dtype=np.float32), (0, 0), grain)
     noise /= noise.std() + 1e-6
-    intensity = 0.62 + 0.10 * noise - 0.18 * dist**2
+    intensity = 0.62 + 0.10 * noise - 0.15 * dist.clip(0, 1) ** 2
     if rng.random() < (0.65 if is_all else 0.25):  # nucleoli
         for _ in range(rng.integers(1, 4)):
-            r, a = rng.uniform(0, 0.5) * radius, rng.uniform(0, 2 * np.pi)
-            ny, nx = cy + r * np.sin(a), cx + r * np.cos(a)
+            r, b = rng.uniform(0, 0.5) * radius * ratio, rng.uniform(0, 2 * np.pi)
+            py, px = ny + r * np.sin(b), nx + r * np.cos(b)
             s = rng.uniform(5, 10) * scale
-            intensity += 0.22 * np.exp(-((yy - ny) ** 2 + (xx - nx) ** 2) / np.float32(2 * s * s))
-    stain = np.array([150.0, 70.0, 125.0], np.float32) * subject.colour * subject.brightness  # mauve, BGR
-    img = intensity[..., None] * stain
+            intensity += 0.22 * np.exp(-((yy - py) ** 2 + (xx - px) ** 2) / np.float32(2 * s * s))
+    tint = subject.colour * subject.brightness
+    stain = np.array([150.0, 70.0, 125.0], np.float32) * tint  # mauve nucleus, BGR
+    cytoplasm = np.array([205.0, 160.0, 150.0], np.float32) * tint  # pale blue-grey
+    texture = cv2.GaussianBlur(rng.standard_normal(dist.shape, dtype=np.float32), (0, 0), 4 * scale)
+    img = np.where(nucleus[..., None], intensity[..., None] * stain, (0.85 + 0.04 * texture)[..., None] * cytoplasm)
     img += rng.normal(0, 2.0, img.shape).astype(np.float32)
     box = np.zeros(img.shape, np.uint8)
-    box[mask] = img[mask].clip(1, 255).astype(np.uint8)  # >= 1 inside: only the background is exactly 0
+    box[cell] = img[cell].clip(1, 255).astype(np.uint8)  # >= 1 inside: only the background is exactly 0
     out = np.zeros((size, size, 3), np.uint8)
     out[oy : oy + 2 * half, ox : ox + 2 * half] = box
     return out

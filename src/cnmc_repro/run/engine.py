@@ -6,13 +6,21 @@ ensemble members before their ensemble (which combines the members' runs of its 
 gets a series key, the same hash without the seed, that groups the runs of one recipe across seeds.
 Interrupting loses at most the run in progress, and of a run made of several parts (folds, probes, image
 sizes) only the part in progress: finished runs and parts stay, and the next invocation continues.
+
+One (spec, seed) run is a :class:`Task`, and :meth:`Engine.run_one` makes it idempotently, under its run
+key's lock: it finds a finished run, or the finished parts of an interrupted one, and trains only what is
+left, so that several processes, or the Ray tasks of ``executors``, share one results folder and train
+each run key once. The executor decides where the tasks run: one after another here (``local``), or as
+Ray tasks on the GPUs of a machine or a cluster (``ray``).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cnmc_repro.errors import UserError
@@ -44,6 +52,12 @@ class Options:
     skip_bad: bool = False
     quiet: bool = False
     interrupt_after_epochs: int | None = None  # tests: stand-in for Ctrl-C
+    executor: str = "local"  # local: the runs one after another in this process; ray: one Ray task per run
+    address: str | None = None  # the Ray cluster to use (ray start's address); None starts Ray on this machine
+    threads: int | None = None  # torch's threads in a CPU run; None: torch's default, the machine's cores
+    # tests: what each Ray task asks for instead of one GPU (CUDA) or `threads` CPUs, e.g. logical GPUs while
+    # the tasks train on the CPU, to check the placement on a machine without GPUs
+    task_resources: dict[str, float] | None = None
 
 
 @dataclass
@@ -55,6 +69,25 @@ class RunStatus:
     run_dir: Path
     ran: bool  # False when an earlier finished run was reused
     seconds: float
+    started: float = 0.0  # time.time() when this invocation took the run up
+    finished: float = 0.0  # and when it was trained and stored, or found finished
+
+
+@dataclass(frozen=True)
+class Task:
+    """One (spec, seed) run of an invocation: its run key, its work for the time estimate (epochs weighted by
+    pixels) and, for an ensemble, its members' run keys of the same seed."""
+
+    spec_id: str
+    seed: int
+    key: str
+    units: float
+    members: tuple[str, ...] = ()
+    since: float = 0.0  # time.time() when the invocation began: with --force, runs finished since are kept
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec_id} seed {self.seed}"
 
 
 def resolve_device(name: str) -> str:
@@ -101,14 +134,21 @@ def order_with_members(ids: list[str], specs: dict[str, Spec]) -> list[str]:
 
 class Engine:
     def __init__(self, options: Options):
+        import torch
+
         from cnmc_repro.data.source import open_dataset
+        from cnmc_repro.run.executors import executor_for
 
         self.options = options
+        self.executor = executor_for(options)  # Ray: installed and connected before any data is read
         self.specs = load_all()
-        self.device = resolve_device(options.device)
-        self.precision = resolve_precision(options.precision, self.device)
         self.dataset = open_dataset(options.data, progress=not options.quiet)
         self.profile: Profile = get_profile(options.profile or ("full" if options.data else "smoke"))
+        self.device = self.executor.device(options.device)
+        self.precision = resolve_precision(options.precision, self.device)
+        if options.threads is not None and options.threads < 1:
+            raise UserError(f"--threads {options.threads} is not a number of threads; give 1 or more")
+        self.threads = options.threads or torch.get_num_threads()
         self.store = Store(options.results)
         self.fingerprint = data_fingerprint(self.dataset)
         self.code = code_version()
@@ -133,6 +173,8 @@ class Engine:
                 "deterministic": self.options.deterministic,
                 "skip_bad": self.options.skip_bad,
             }
+            if self.device == "cpu":  # a CPU's sums are split among the threads: their number moves the last digits
+                self._parts[spec_id]["threads"] = self.threads
         return self._parts[spec_id]
 
     def _members(self, spec_id: str) -> list[str]:
@@ -153,41 +195,97 @@ class Engine:
             parts["members"] = [self.series_key(m) for m in members]
         return run_key(parts)
 
-    def run(self, ids: list[str]) -> list[RunStatus]:
-        opts = self.options
+    def tasks(self, ids: list[str]) -> list[Task]:
+        """The (spec, seed) runs of ``ids``, seed after seed (the first seed's runs give a whole report early,
+        each further seed adds to the spread), ensemble members before their ensemble."""
         ids = order_with_members(resolve_ids(ids, self.specs), self.specs)
         units = {i: sum(e * (s / 64) ** 2 for e, s in planned_epochs(self.resolved(i))) for i in ids}
-        # seed after seed: the first seed's runs give a whole report early, each further seed adds to the spread
-        tasks = [(spec_id, seed) for seed in opts.seeds for spec_id in ids]
-        progress = Progress(sum(units[i] for i, _ in tasks), len(tasks), quiet=opts.quiet)
-        if self.dataset.synthetic:
-            progress.say("SYNTHETIC DATA: built-in cells, not C-NMC; the figures cannot be compared with the report.")
-        removed = self.store.clear_partial()
-        if removed:
-            progress.say(f"removed {removed} unfinished run folder(s) left by an interrupted invocation")
-        seeds = ", ".join(map(str, opts.seeds))
-        progress.say(
-            f"profile {self.profile.name}, seed{'s' if len(opts.seeds) > 1 else ''} {seeds}, device {self.device} "
-            f"({self.precision}), "
-            f"data {self.dataset.root}, results {self.store.root}"
-        )
-        outcomes = []
-        for spec_id, seed in tasks:
-            key = self.key(spec_id, seed)
-            done = None if opts.force else self.store.find(key)
-            label = f"{spec_id} seed {seed}"
-            if done is not None:
-                progress.skip_run(label, f"up to date ({done.name}); --force reruns it", units[spec_id])
-                outcomes.append(RunStatus(spec_id, seed, done, False, 0.0))
-                continue
-            progress.start_run(label, self.specs[spec_id].title)
-            outcomes.append(self._execute(spec_id, seed, key, progress))
-        if any(o.ran for o in outcomes):  # the report's picture of the augmentation, on this data
-            from cnmc_repro.run.context import augmentation_draws
+        since = time.time()
+        return [
+            Task(i, seed, self.key(i, seed), units[i], tuple(self.key(m, seed) for m in self._members(i)), since)
+            for seed in self.options.seeds
+            for i in ids
+        ]
 
-            if draws := augmentation_draws(self.dataset):
-                write_draws(self.store.root, draws)
-        return outcomes
+    def run(self, ids: list[str]) -> list[RunStatus]:
+        opts = self.options
+        try:
+            tasks = self.tasks(ids)
+            progress = Progress(sum(t.units for t in tasks), len(tasks), quiet=opts.quiet)
+            if self.dataset.synthetic:
+                progress.say(
+                    "SYNTHETIC DATA: built-in cells, not C-NMC; the figures cannot be compared with the report."
+                )
+            self.store.root.mkdir(parents=True, exist_ok=True)
+            if removed := self.store.sweep():
+                progress.say(f"removed {removed} unfinished run folder(s) or file(s) whose writer is gone")
+            seeds = ", ".join(map(str, opts.seeds))
+            threads = f" ({self.threads} thread{'s' if self.threads > 1 else ''} a run)" if self.device == "cpu" else ""
+            progress.say(
+                f"profile {self.profile.name}, seed{'s' if len(opts.seeds) > 1 else ''} {seeds}, "
+                f"device {self.device}{threads} ({self.precision}), data {self.dataset.root}, results {self.store.root}"
+            )
+            outcomes = self.executor.run(self, tasks, progress)
+            if any(o.ran for o in outcomes):  # the report's picture of the augmentation, on this data
+                from cnmc_repro.run.context import augmentation_draws
+
+                if draws := augmentation_draws(self.dataset):
+                    write_draws(self.store.root, draws)
+            return outcomes
+        finally:
+            self.executor.close()
+
+    def finished(self, task: Task) -> Path | None:
+        """The finished run of ``task`` to reuse: any with its key, or with --force one finished since the
+        invocation began (by another process; this one trains each of its runs once)."""
+        done = self.store.find(task.key)
+        if done is None or not self.options.force:
+            return done
+        return done if (done / "result.json").stat().st_mtime >= task.since else None
+
+    def run_one(self, task: Task, progress, wait: bool = True, where: str = "") -> RunStatus | None:
+        """Makes one (spec, seed) run, idempotently: a finished run is reused; otherwise, under the run key's
+        lock, the run is trained (going on from the finished parts an interrupted one left) and stored once.
+        A key another process holds is waited for, or with ``wait=False`` left (None) to be taken up later.
+        ``progress`` is the invocation's :class:`~cnmc_repro.progress.Progress` or anything with its methods
+        (the relay of a Ray task); ``where`` says where the run trains, after its title."""
+        started = time.time()
+        if (done := self.finished(task)) is not None:
+            progress.skip_run(task.label, f"up to date ({done.name}); --force reruns it", task.units)
+            return RunStatus(task.spec_id, task.seed, done, False, 0.0, started, started)
+        lock = self.store.lock(task.key, task.label)
+        if not lock.acquire():
+            holder = lock.holder()
+            who = f"another process ({holder.describe()})" if holder else "another process"
+            if not wait:
+                progress.say(f"{task.label}: {who} is running it; taken up again after the other runs")
+                return None
+            progress.say(f"waiting for {task.label}: {who} is running it")
+            lock.wait()
+        try:
+            if (done := self.finished(task)) is not None:  # finished by the process that held the key
+                self.store.parts(task.key).clear()  # in case its holder stopped right after storing it
+                progress.skip_run(task.label, f"finished by another process ({done.name})", task.units)
+                return RunStatus(task.spec_id, task.seed, done, False, 0.0, started, time.time())
+            progress.start_run(task.label, self.specs[task.spec_id].title + (f" ({where})" if where else ""))
+            with self._threads():
+                status = self._execute(task, progress)
+            return replace(status, started=started, finished=time.time())
+        finally:
+            lock.release()
+
+    @contextmanager
+    def _threads(self) -> Iterator[None]:
+        """torch's threads for a CPU run, as the run key records them; as they were afterwards."""
+        import torch
+
+        before = torch.get_num_threads()
+        if self.device == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
 
     def _context(self, seed: int):
         """The context of the runs of ``seed``: the first is made here, the next seed's from the one before."""
@@ -218,11 +316,12 @@ class Engine:
             )
         return self._ctx
 
-    def _execute(self, spec_id: str, seed: int, key: str, progress: Progress) -> RunStatus:
+    def _execute(self, task: Task, progress) -> RunStatus:
         import torch
 
         from cnmc_repro.run import experiments
 
+        spec_id, seed, key = task.spec_id, task.seed, task.key
         spec = self.resolved(spec_id)
         series = self.series_key(spec_id)
         writer = self.store.begin(spec_id, self.profile.name, seed, key)
@@ -248,13 +347,14 @@ class Engine:
                         progress.skip_units((size / 64) ** 2)
                         return
                     where = " ".join(f"{k} {record[k]}" for k in ("fold", "probe", "stage") if k in record)
-                    progress.epoch(where, record["epoch"], record.get("epochs", 0), record, (size / 64) ** 2)
+                    units = (size / 64) ** 2
+                    progress.epoch(task.label, where, record["epoch"], record.get("epochs", 0), record, units)
 
                 ctx.on_epoch = on_epoch
                 if self.options.force:  # redo all of it
                     writer.parts.clear()
                 if kept := writer.parts.count():
-                    progress.note(f"going on from an interrupted run: {kept} finished part(s) kept")
+                    progress.note(f"{task.label}: going on from an interrupted run: {kept} finished part(s) kept")
                 if self.device.startswith("cuda"):
                     torch.cuda.reset_peak_memory_stats()
                 prepared_before = ctx.prepare_seconds
@@ -285,7 +385,7 @@ class Engine:
             **extra,
         )
         final = writer.finish(record)
-        progress.note(f"done in {seconds:.1f}s -> {final}")
+        progress.note(f"{task.label} done in {seconds:.1f}s -> {final}")
         return RunStatus(spec_id, seed, final, True, seconds)
 
 

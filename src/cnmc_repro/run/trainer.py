@@ -13,6 +13,7 @@ on the device too: they are read once per epoch, so the loops do not wait for th
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -230,40 +231,54 @@ class Trainer:
         """New batches for the same learner (a new fold, a new image size)."""
         self.learn.dls = DataLoaders(train, valid, device=self.device)
 
-    def fit(self, stage: Stage, lr: float | tuple[float, float] | None = None) -> None:
-        """One fastai v1 ``fit_one_cycle`` (:func:`fit_one_cycle_v1`) with the body frozen or not (v1's
-        ``freeze``/``unfreeze``).
+    def freeze_body(self, frozen: bool) -> None:
+        """fastai v1's ``freeze`` (every layer group but the head) or ``unfreeze``.
 
-        A body without pretrained weights is never frozen: random features are nothing to keep, and fastai's
-        learner freezes only pretrained bodies.
+        Frozen, the body's BatchNorm layers still train, as in v1 (``Learner.train_bn=True`` in fastai v1's
+        ``basic_train.py``; fastai 2.8's ``Learner(train_bn=True)`` does the same), and in training mode they go
+        on updating their running statistics. A body without pretrained weights is never frozen: random
+        features are nothing to keep, and v1's ``cnn_learner`` froze only pretrained bodies.
         """
-        if stage.frozen and self.pretrained:
+        if frozen and self.pretrained:
             self.learn.freeze()
         else:
             self.learn.unfreeze()
         for p in self.learn.model.parameters():
             if not p.requires_grad:  # fastai's Adam would step (and decay) a frozen weight's stale zero gradient
                 p.grad = None
+
+    def fit(self, stage: Stage, lr: float | tuple[float, float] | None = None) -> None:
+        """One fastai v1 ``fit_one_cycle`` (:func:`fit_one_cycle_v1`) with the body frozen or not (v1's
+        ``freeze``/``unfreeze``); ``lr`` as a pair is v1's ``slice(lo, hi)``."""
+        self.freeze_body(stage.frozen)
         lr = stage.lr if lr is None else lr
         max_lr = slice(*lr) if isinstance(lr, tuple | list) else lr
         fit_one_cycle_v1(self.learn, stage.epochs, max_lr)
 
     def lr_find(self, num_it: int) -> dict:
-        """fastai's learning-rate finder: the loss per rate and fastai's suggestion (valley)."""
-        self.learn.freeze()
+        """fastai's learning-rate finder: the loss per rate and fastai's suggestion (valley; None where the finder
+        stopped too early for one).
+
+        It runs on the learner as ``cnn_learner`` left it, the body frozen when pretrained, as the report ran it
+        before the first stage; fastai's ``LRFinder`` puts the weights (and BatchNorm statistics) back after.
+        """
+        self.freeze_body(True)
         rec = self.learn.recorder
         fast = rec.loss, rec.smooth_loss
         _set_meters(rec, AvgLoss(), AvgSmoothLoss())  # fastai's finder reads host-side losses
         try:
             with self.learn.removed_cbs([c for c in self.learn.cbs if isinstance(c, EpochLog | Interrupt)]):
-                suggestion = self.learn.lr_find(num_it=num_it, show_plot=False)
+                suggestion = float(self.learn.lr_find(num_it=num_it, show_plot=False).valley)
+        except IndexError:
+            # fastai's valley reads the losses past the first tenth and before the last five: none are there when
+            # the loss diverged (and the finder stopped) within the first few rates
+            points = rec.losses[num_it // 10 : -5]
+            if points and not math.isnan(float(points[0])):
+                raise
+            suggestion = None
         finally:
             _set_meters(rec, *fast)
-        return {
-            "lrs": [float(x) for x in rec.lrs],
-            "losses": [float(x) for x in rec.losses],
-            "suggestion": float(suggestion.valley),
-        }
+        return {"lrs": [float(x) for x in rec.lrs], "losses": [float(x) for x in rec.losses], "suggestion": suggestion}
 
     @torch.no_grad()
     def predict(self, batches: DeviceBatches, pad: bool | None = None) -> np.ndarray:

@@ -2,7 +2,8 @@
 
 A spec holds its recipe (what to run), the choices made where the report is silent (with the reason),
 the published figures it is compared with (as printed, with where they stand in the report), and the
-tolerance of the comparison. An unknown key, a missing field or a wrong type stops with the file and key.
+tolerance of the comparison. An unknown key, a missing field, a wrong type or a number outside the range its
+field declares (``ranged``) stops with the file and key.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from cnmc_repro.errors import UserError
+from cnmc_repro.spec.strict import Range, ranged
 
 # torchvision architectures that fastai knows how to cut into body and head (fastai.vision.learner.model_meta)
 Arch = Literal[
@@ -33,13 +35,30 @@ Arch = Literal[
 Kind = Literal["train", "progressive_resizing", "kfold", "bayesian_search", "ensemble"]
 NOT_SPECS = {"dataset.yaml"}  # benchmarks/ files that are not experiment specs
 
+# the smallest image (px) each family runs on, body and head (measured: a batch of the size minus one stops in
+# a pooling layer whose output would be empty); the loader checks every size of a recipe against it
+MIN_SIZE = {"alexnet": 63, "squeezenet1_0": 21, "squeezenet1_1": 17, "vgg": 32, "resnet": 1, "densenet": 29}
+
+
+def min_size(arch: str) -> int:
+    return next(v for k, v in MIN_SIZE.items() if arch.startswith(k))
+
+
+# where the numbers of a spec may lie, one definition each (``strict.build`` checks them)
+AT_LEAST_1 = Range(1)
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, low_open=True)
+FRACTION = Range(0, 1)
+LEARNING_RATE = Range(0, 1, low_open=True)
+DROPOUT = Range(0, 1, high_open=True)  # fastai's head: a probability of dropping, 1 would drop everything
+
 
 @dataclass(frozen=True)
 class Where:
     """Where the published figures stand in the report."""
 
     section: str
-    pages: list[int] = field(default_factory=list)
+    pages: list[int] = ranged(AT_LEAST_1, default_factory=list)
     tables: list[str] = field(default_factory=list)
     figures: list[str] = field(default_factory=list)
 
@@ -49,10 +68,10 @@ class Stage:
     """One ``fit_one_cycle`` call. ``lr`` is the max_lr; two values are fastai's ``slice(lo, hi)``."""
 
     name: str
-    epochs: int
-    lr: float | tuple[float, float]
+    epochs: int = ranged(AT_LEAST_1)
+    lr: float | tuple[float, float] = ranged(LEARNING_RATE)  # a pair: from lo to hi, lo below hi (the loader)
     frozen: bool
-    size: int | None = None  # progressive resizing: the image size of this stage
+    size: int | None = ranged(AT_LEAST_1, default=None)  # progressive resizing: the image size of this stage
     table: str | None = None  # the published table this stage's epochs are compared with
 
 
@@ -60,7 +79,7 @@ class Stage:
 class FBeta:
     """The f_beta column: fastai v1 ``FBeta(beta=2)`` scored class index 1 ('hem', normal) by default."""
 
-    beta: float
+    beta: float = ranged(POSITIVE)
     positive: Literal["ALL", "normal"]
 
 
@@ -70,7 +89,7 @@ class Prepare:
 
     equalise: Literal["luma", "rgb", "none"] = "luma"
     resize: Literal["pad", "squash"] = "pad"
-    crop_threshold: int = 0
+    crop_threshold: int = ranged(Range(0, 254), default=0)  # 255: no pixel could be above it
 
 
 @dataclass(frozen=True)
@@ -93,25 +112,25 @@ class Augmentation:
     """
 
     transforms: Literal["fastai_v1", "flips_rotate"] = "fastai_v1"
-    max_rotate: float = 10.0  # degrees
-    max_zoom: float = 1.1
-    max_warp: float = 0.2
-    max_lighting: float = 0.2
-    p_affine: float = 0.75
-    p_lighting: float = 0.75
+    max_rotate: float = ranged(Range(0, 180), default=10.0)  # degrees
+    max_zoom: float = ranged(Range(1), default=1.1)
+    max_warp: float = ranged(FRACTION, default=0.2)
+    max_lighting: float = ranged(Range(0, 1, high_open=True), default=0.2)
+    p_affine: float = ranged(FRACTION, default=0.75)
+    p_lighting: float = ranged(FRACTION, default=0.75)
 
 
 @dataclass(frozen=True)
 class Recipe:
     arch: Arch
     pretrained: bool
-    size: int
-    bs: int
+    size: int = ranged(AT_LEAST_1)  # and at least the architecture's ``min_size`` (the loader)
+    bs: int = ranged(Range(2))  # the head's BatchNorm needs two cells in a training batch
     split: Literal["random", "subject"]
-    valid_size: int | float  # a number of cells, or a fraction
+    valid_size: int | float = ranged({int: AT_LEAST_1, float: Range(0, 1, True, True)})  # cells, or a fraction
     loss: Literal["cross_entropy", "weighted_cross_entropy"]
-    dropout: float  # fastai head ``ps``
-    wd: float
+    dropout: float = ranged(DROPOUT)  # fastai head ``ps``
+    wd: float = ranged(NON_NEGATIVE)
     f_beta: FBeta
     stages: list[Stage]
     lr_find: bool = False
@@ -124,11 +143,12 @@ class Recipe:
 class KFold:
     """Fig 4.9: ``StratifiedKFold(n_splits=5, shuffle=True, random_state=1)``."""
 
-    folds: int
-    random_state: int
+    folds: int = ranged(Range(2))
+    random_state: int = ranged(Range(0, 2**32 - 1))  # scikit-learn's seeds
     grouping: Literal["cells", "subjects"]
     carry_weights: bool  # the learner is created once and trained on fold after fold (Fig 4.9's code)
-    trained_folds: int | None = None  # train only the first n folds of the split (the timing profile: 1)
+    # train only the first n folds of the split (the timing profile: 1); at most ``folds`` (the loader)
+    trained_folds: int | None = ranged(AT_LEAST_1, default=None)
 
 
 @dataclass(frozen=True)
@@ -141,11 +161,11 @@ class Bound:
 class Bayesian:
     """Fig 4.12: bayes_opt over dropout ``dp``, learning rate ``lr`` and weight decay ``wd``."""
 
-    bounds: dict[str, Bound]
-    random_state: int
-    init_points: int
-    n_iter: int
-    probe_epochs: int
+    bounds: dict[str, Bound]  # dp, lr and wd, each within the range of what it sets (the loader)
+    random_state: int = ranged(Range(0, 2**32 - 1))  # numpy's seeds
+    init_points: int = ranged(NON_NEGATIVE)  # random probes; with the guided ones at least one (the loader)
+    n_iter: int = ranged(NON_NEGATIVE)
+    probe_epochs: int = ranged(AT_LEAST_1)
     retrain: list[Stage]  # the best probe trained again (Table 4.14)
 
 
@@ -172,9 +192,9 @@ class PublishedTable:
     caption: str
     columns: list[str]
     rows: list[str]
-    page: int | None = None
+    page: int | None = ranged(AT_LEAST_1, default=None)
     stage: str | None = None  # the recipe stage it shows
-    fold: int | None = None  # k-fold: which fold (0-based)
+    fold: int | None = ranged(NON_NEGATIVE, default=None)  # k-fold: which fold (0-based)
     command: str | None = None  # the code line printed above it
     notes: list[str] = field(default_factory=list)
 
@@ -197,7 +217,7 @@ class PublishedTable:
 
 @dataclass(frozen=True)
 class BayesIteration:
-    index: int
+    index: int = ranged(NON_NEGATIVE)
     target: str  # as printed, all digits
     dp: str
     lr: str
@@ -209,9 +229,9 @@ class Published:
     tables: dict[str, PublishedTable] = field(default_factory=dict)
     test_accuracy: str | None = None  # as printed, e.g. "75.46%"
     lr_chosen: str | None = None  # the rate read off the lr-finder figure
-    schedule: dict[int, int] = field(default_factory=dict)  # Table 4.5: image size -> epochs
+    schedule: dict[int, int] = ranged(AT_LEAST_1, default_factory=dict)  # Table 4.5: image size -> epochs
     bayesian: list[BayesIteration] = field(default_factory=list)
-    bayesian_best: int | None = None  # the index of the iteration the report calls best
+    bayesian_best: int | None = ranged(NON_NEGATIVE, default=None)  # the index of the iteration the report calls best
     statements: list[str] = field(default_factory=list)  # sentences of the report this spec checks
     notes: list[str] = field(default_factory=list)  # oddities kept visible, not fixed
 
@@ -220,9 +240,9 @@ class Published:
 class Tolerance:
     """How far a reproduced figure may lie from the published one and still be called reproduced."""
 
-    accuracy: float = 0.03
-    f_beta: float = 0.05
-    test_accuracy: float = 0.05
+    accuracy: float = ranged(FRACTION, default=0.03)
+    f_beta: float = ranged(FRACTION, default=0.05)
+    test_accuracy: float = ranged(FRACTION, default=0.05)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,16 @@
         checkpoint.pth    the final model weights
         result.json       the run record (``record.RunRecord``): what the run measured, written last
 
-A run is written into ``results/.partial/<run id>/`` and renamed into place when it has finished, so an
-interrupted run never leaves a folder that looks finished; the next invocation removes it and starts the
-run again. A run made of several parts (the folds of a k-fold run, the probes of a Bayesian search, the
-image sizes of progressive resizing) keeps each finished part in ``results/.resume/<run key>/`` until the
-run finishes, and an interrupted one goes on from its last finished part.
+A run is written into ``results/.partial/<run key>/`` and renamed into place when it has finished, so an
+interrupted run never leaves a folder that looks finished. A run made of several parts (the folds of a
+k-fold run, the probes of a Bayesian search, the image sizes of progressive resizing) keeps each finished
+part in ``results/.resume/<run key>/`` until the run finishes, and an interrupted one goes on from its last
+finished part.
+
+Several processes may share one results folder (``locks``): whoever writes a run key holds its lock, so
+what ``.partial/`` and ``.resume/`` hold under a key belongs to the lock's holder, and is stale, to be
+removed or gone on from, once the lock can be taken. Finishing is idempotent: a run whose folder was moved
+into place is found by its key, and a process that finds it trains nothing.
 
 The run key hashes everything that decides the figures: resolved spec, profile, seed, data, code version
 and device type. A finished run with the same key is not redone. The series key hashes the same but the
@@ -21,7 +26,9 @@ seed: the runs of one series are one recipe's runs under several seeds, whose sp
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import errno
 import json
 import os
 import re
@@ -32,11 +39,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnmc_repro.atomic import write_atomic, write_json_atomic
+from cnmc_repro.atomic import remove_stale_temps, write_atomic, write_json_atomic
+from cnmc_repro.store.locks import RunLock
 from cnmc_repro.store.record import RunRecord, parse, upgrade
 
 PARTIAL = ".partial"
 RESUME = ".resume"
+RUN_KEY = re.compile(r"[0-9a-f]{16}")  # run.keys.run_key: 16 hex digits
 
 
 class Parts:
@@ -80,16 +89,17 @@ class Parts:
 
 class RunWriter:
     """Writes one run's folder; ``finish`` moves it into place. ``parts`` keeps the finished parts of a run
-    made of several, under the run key, for an interrupted run to go on from."""
+    made of several, under the run key, for an interrupted run to go on from. Its maker holds the key's lock,
+    so an unfinished folder of the key found here is stale (its writer is gone) and is started afresh."""
 
     def __init__(self, store: Store, run_id: str, key: str):
         self.store, self.run_id, self.key = store, run_id, key
-        self.dir = store.root / PARTIAL / run_id
+        self.dir = store.root / PARTIAL / key
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
         self._epochs = open(self.dir / "epochs.jsonl", "a")
-        self.parts = Parts(store.root / RESUME / key)
+        self.parts = store.parts(key)
 
     def json(self, name: str, obj: Any) -> None:
         write_json_atomic(self.dir / name, obj)
@@ -104,16 +114,29 @@ class RunWriter:
         write_atomic(self.dir / "checkpoint.pth", lambda f: torch.save(state, f))
 
     def finish(self, record: RunRecord) -> Path:
-        """Write ``result.json`` (last) and move the folder into place; the finished parts are dropped."""
+        """Write ``result.json`` (last) and move the folder into place; the finished parts are dropped.
+
+        The folder takes the run id, or the next free one (``-2``, ``-3``...) where another process finished
+        a run of the same spec, profile and seed in the same second: renaming onto a run folder fails, it
+        never replaces one."""
         self._epochs.close()
-        self.json("result.json", record.to_json())
-        final = self.store.root / self.run_id
-        os.replace(self.dir, final)
+        while True:
+            self.json("result.json", dataclasses.replace(record, run_id=self.run_id).to_json())
+            final = self.store.root / self.run_id
+            try:
+                os.rename(self.dir, final)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) and not final.exists():
+                    raise
+                self.run_id = self.store.free_run_id(self.run_id)
         self.parts.clear()
         return final
 
     def abandon(self) -> None:
+        """A run that stopped (an error, Ctrl-C): its unfinished folder goes; its finished parts stay."""
         self._epochs.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @dataclass
@@ -209,23 +232,57 @@ class Store:
         return Series(runs=runs, latest=next(r for r in runs if r.dir == run_dir))
 
     def begin(self, spec_id: str, profile: str, seed: int, key: str) -> RunWriter:
+        """The writer of a new run of ``key``; the caller holds the key's lock (:meth:`lock`)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        run_id = f"{spec_id}-{profile}-seed{seed}-{stamp}"
-        n = 1
+        return RunWriter(self, self.free_run_id(f"{spec_id}-{profile}-seed{seed}-{stamp}"), key)
+
+    def free_run_id(self, run_id: str) -> str:
+        """``run_id``, or with the next free count (``-2``, ``-3``...) where a run folder has that name."""
+        base, n = run_id, 1
+        if m := re.fullmatch(r"(.*-\d{8}-\d{6})-(\d+)", run_id):
+            base, n = m.group(1), int(m.group(2))
         while (self.root / run_id).exists():
             n += 1
-            run_id = f"{spec_id}-{profile}-seed{seed}-{stamp}-{n}"
-        return RunWriter(self, run_id, key)
+            run_id = f"{base}-{n}"
+        return run_id
 
-    def clear_partial(self) -> int:
-        """Remove what interrupted runs left behind; returns how many there were."""
-        partial = self.root / PARTIAL
-        if not partial.is_dir():
+    def parts(self, key: str) -> Parts:
+        """The finished parts of an unfinished run of ``key``."""
+        return Parts(self.root / RESUME / key)
+
+    def lock(self, key: str, run: str) -> RunLock:
+        """The lock of a run key (``run`` names it in the holder's record: "<spec> seed <seed>")."""
+        return RunLock(self.root, key, run)
+
+    def sweep(self) -> int:
+        """Remove what writers that are gone left: unfinished run folders (their key's lock is free; a live
+        writer's stay), the finished parts of runs that were stored, and temporary files (``atomic``); returns
+        how many were removed. A folder from before the locks, named by its run id,
+        is matched with its key through its ``spec.json``; one without it lost its writer before its first file."""
+        partial, resume = self.root / PARTIAL, self.root / RESUME
+        removed = 0
+        for entry in sorted(partial.iterdir()) if partial.is_dir() else []:
+            key = entry.name if RUN_KEY.fullmatch(entry.name) else (load_json(entry / "spec.json") or {}).get("run_key")
+            removed += self._remove_if_free(entry, key)
+        # the finished parts of a run that was stored (its writer stopped before it dropped them)
+        for entry in sorted(resume.iterdir()) if resume.is_dir() else []:
+            if self.find(entry.name) is not None:
+                removed += self._remove_if_free(entry, entry.name)
+        return removed + remove_stale_temps(self.root)
+
+    def _remove_if_free(self, entry: Path, key: str | None) -> int:
+        """Remove ``entry`` unless the lock of ``key`` is held (by a live writer); 1 if removed."""
+        lock = self.lock(key, "stale") if key else None
+        if lock is not None and not lock.acquire():
+            return 0  # a live writer's
+        try:
+            if entry.exists():  # not finished meanwhile by the writer that held the lock
+                shutil.rmtree(entry, ignore_errors=True)
+                return 1
             return 0
-        stale = [p for p in partial.iterdir()]
-        for p in stale:
-            shutil.rmtree(p, ignore_errors=True)
-        return len(stale)
+        finally:
+            if lock is not None:
+                lock.release()
 
 
 def _run_time(run_dir: Path) -> tuple[str, int, float]:

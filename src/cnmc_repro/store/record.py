@@ -33,7 +33,7 @@ class Predictions:
 
 @dataclass(frozen=True)
 class LrFind:
-    suggestion: float  # fastai's valley
+    suggestion: float | None  # fastai's valley; None when the loss diverged before it had points to read
     iterations: int
 
 
