@@ -76,6 +76,7 @@ def test_unfinished_run_folders_are_removed_only_when_their_writer_is_gone(tmp_p
 
 def _record(run_id: str, key: str) -> RunRecord:
     header = dict(series_key="s", spec="alexnet", kind="train", profile="smoke", seed=0, device="cpu")
+    header |= dict(precision="fp32")
     header |= dict(pretrained=False, synthetic=True, data_root="/d", data_fingerprint="f", seconds=1.0)
     return RunRecord.of(Outcome(), run_id=run_id, run_key=key, **header)
 

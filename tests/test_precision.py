@@ -4,7 +4,7 @@ report's provenance; bf16 autocast needs a GPU."""
 import numpy as np
 import pytest
 
-from cnmc_repro.run import engine
+from cnmc_repro.run import engine, executors
 from cnmc_repro.run.engine import Engine, Options
 from cnmc_repro.store.augmentation import read_draws
 from cnmc_repro.store.folders import Store
@@ -12,6 +12,7 @@ from cnmc_repro.store.folders import Store
 
 def _engine(data, results, device: str, precision: str | None, monkeypatch) -> Engine:
     monkeypatch.setattr(engine, "resolve_device", lambda name: name)  # keys need no GPU
+    monkeypatch.setattr(executors, "resolve_device", lambda name: name)
     return Engine(Options(data=str(data), profile="smoke", device=device, precision=precision, results=results))
 
 

@@ -142,10 +142,10 @@ class Engine:
         self.options = options
         self.executor = executor_for(options)  # Ray: installed and connected before any data is read
         self.specs = load_all()
-        self.dataset = open_dataset(options.data, progress=not options.quiet)
-        self.profile: Profile = get_profile(options.profile or ("full" if options.data else "smoke"))
         self.device = self.executor.device(options.device)
         self.precision = resolve_precision(options.precision, self.device)
+        self.dataset = open_dataset(options.data, progress=not options.quiet)
+        self.profile: Profile = get_profile(options.profile or ("full" if options.data else "smoke"))
         if options.threads is not None and options.threads < 1:
             raise UserError(f"--threads {options.threads} is not a number of threads; give 1 or more")
         self.threads = options.threads or torch.get_num_threads()
