@@ -112,10 +112,10 @@ def test_the_schedule_is_fastai_v1s_one_cycle(path, frozen, lr):
         trainer.fit(Stage("stage", epochs, lr, frozen))
 
         groups = len(trainer.learn.opt.hypers)
-        assert groups == 3  # fastai's body split in two and the head: v1's layer groups
+        assert groups == 4  # v1's squeezenet split, the body in three and the head (fastai/vision/learner.py)
         body = list(trainer.learn.model[0].parameters())  # squeezenet's body has no BatchNorm to keep training
         assert sum(p.requires_grad for p in body) == (0 if frozen else len(body))
-        lr_max = np.array([lr] * groups) if frozen else np.array([1e-6, 1e-5, 1e-4])  # v1's even_mults(lo, hi, 3)
+        lr_max = np.array([lr] * groups) if frozen else 1e-6 * 100 ** (np.arange(4) / 3)  # v1's even_mults(lo, hi, 4)
         expected = v1_one_cycle(n_batches * epochs, lr_max)
         n = f"n = {n_batches} x {epochs}"
         assert len(record.used) == len(expected) == n_batches * epochs, n

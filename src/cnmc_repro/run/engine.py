@@ -220,10 +220,10 @@ class Engine:
             if removed := self.store.sweep():
                 progress.say(f"removed {removed} unfinished run folder(s) or file(s) whose writer is gone")
             seeds = ", ".join(map(str, opts.seeds))
-            threads = f" ({self.threads} thread{'s' if self.threads > 1 else ''} a run)" if self.device == "cpu" else ""
+            threads = f", {self.threads} thread{'s' if self.threads > 1 else ''} a run" if self.device == "cpu" else ""
             progress.say(
                 f"profile {self.profile.name}, seed{'s' if len(opts.seeds) > 1 else ''} {seeds}, "
-                f"device {self.device}{threads} ({self.precision}), data {self.dataset.root}, results {self.store.root}"
+                f"device {self.device} ({self.precision}{threads}), data {self.dataset.root}, results {self.store.root}"
             )
             outcomes = self.executor.run(self, tasks, progress)
             if any(o.ran for o in outcomes):  # the report's picture of the augmentation, on this data
