@@ -1,205 +1,14 @@
-"""``python -m reproduce``: parses arguments and calls the library; errors become one sentence and an exit code."""
+"""``python -m reproduce``: parses the arguments and calls ``commands``; errors become one sentence and an exit
+code."""
 
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 import warnings
-from pathlib import Path
 
 from cnmc_repro.errors import UserError
-
-
-def _data_check(args: argparse.Namespace) -> int:
-    from cnmc_repro.data.check import (
-        compare_checksums,
-        format_check,
-        format_unreadable,
-        published_dataset,
-        read_checksums,
-        unreadable_images,
-    )
-    from cnmc_repro.data.source import open_dataset
-
-    published = published_dataset()
-    checksums = read_checksums(args.checksums) if args.checksums else None
-    ds = open_dataset(args.data)
-    report = compare_checksums(ds, checksums) if checksums is not None else None
-    print(format_check(ds, published, report))
-    bad = unreadable_images(list(ds.cells), full_decode=args.decode)
-    print("\n" + format_unreadable(ds, bad, args.decode))
-    if args.prepare and bad and not args.skip_bad:
-        print(f"not prepared at {args.prepare}px: --skip-bad prepares the other cells")
-    elif args.prepare:
-        from cnmc_repro.data.prepare import Preparation, PreparedCache
-
-        prepared = PreparedCache().load(list(ds.cells), Preparation(size=args.prepare), skip_bad=args.skip_bad)
-        print(
-            f"\nprepared {len(prepared.cells)} cells at {args.prepare}px "
-            f"({prepared.decoded} decoded, {len(prepared.cells) - prepared.decoded} from the cache)"
-        )
-        if prepared.skipped:
-            print(f"left out {len(prepared.skipped)} unreadable cell(s):")
-            for cell, why in prepared.skipped:
-                print(f"  {cell.path}: {why}")
-    return 1 if bad else 0
-
-
-def _data_synth(args: argparse.Namespace) -> int:
-    from cnmc_repro.data.synthetic import LAYOUTS, synthesize
-
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"output folder {out} is not empty; choose a new folder")
-    synthesize(out, args.seed, LAYOUTS[args.size])
-    print(f"wrote the SYNTHETIC built-in data set ({args.size}, seed {args.seed}) to {out}: not real C-NMC cells")
-    return 0
-
-
-def _options(args: argparse.Namespace):
-    from cnmc_repro.run.engine import Options, parse_seeds
-
-    seeds = getattr(args, "seeds", None)
-    kwargs = dict(
-        data=getattr(args, "data", None),
-        profile=getattr(args, "profile", None),
-        device=getattr(args, "device", "auto"),
-        precision=getattr(args, "precision", None),
-        seeds=parse_seeds(seeds) if seeds else (getattr(args, "seed", None) or 0,),
-        force=getattr(args, "force", False),
-        pretrained=not getattr(args, "no_pretrained", False),
-        deterministic=getattr(args, "deterministic", False),
-        skip_bad=getattr(args, "skip_bad", False),
-        executor=getattr(args, "executor", "local"),
-        address=getattr(args, "address", None),
-        threads=getattr(args, "threads", None),
-    )
-    if getattr(args, "results", None):
-        kwargs["results"] = Path(args.results)
-    return Options(**kwargs)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from cnmc_repro.run.engine import run
-
-    ids = args.ids if args.command == "run" else None
-    options = _options(args)
-    outcomes = run(ids, options)
-    if args.command == "all":
-        from cnmc_repro.store.folders import report_is_current
-
-        if any(o.ran for o in outcomes) or not report_is_current(Path(options.results)):
-            from cnmc_repro.report.render import render_report
-
-            html, md = render_report(Path(options.results))
-            print(f"report: {html} and {md}")
-        else:
-            report = Path(options.results) / "report.html"
-            print(f"report up to date: {report} (python -m reproduce report renders it again)")
-    ran = [o for o in outcomes if o.ran]
-    print(
-        f"{len(ran)} run(s) trained, {len(outcomes) - len(ran)} already up to date; results in "
-        f"{outcomes[0].run_dir.parent if outcomes else args.results}"
-    )
-    if not ran:
-        print(
-            "nothing to do: every spec has a finished run with the same spec, profile, seed, data and code "
-            "(--force reruns)"
-        )
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    from cnmc_repro.report.render import render_report
-
-    html, md = render_report(_options(args).results, Path(args.out) if args.out else None, profile=args.profile)
-    print(f"report: {html} and {md}")
-    return 0
-
-
-def _list(args: argparse.Namespace) -> int:
-    from cnmc_repro.report.terminal import list_text
-
-    print(list_text(_options(args).results), end="")
-    return 0
-
-
-def _show(args: argparse.Namespace) -> int:
-    from cnmc_repro.report.terminal import show_text
-
-    print(show_text(args.id, _options(args).results, profile=args.profile), end="")
-    return 0
-
-
-def _audit(args: argparse.Namespace) -> int:
-    import json
-
-    from cnmc_repro.analysis.audit import audit, format_audit
-    from cnmc_repro.spec.load import load_all
-
-    doc = audit(load_all())
-    print(json.dumps(doc, indent=2) if args.json else format_audit(doc))
-    return 0
-
-
-def _regression(args: argparse.Namespace) -> int:
-    from cnmc_repro.analysis import regression
-
-    results = _options(args).results
-    if args.update:
-        path = regression.update(results)
-        print(f"wrote the regression baseline {path}; commit it with a message that says why the figures moved")
-        return 0
-    if args.against:
-        diffs = regression.against(results, Path(args.against))
-        _print_list(f"{len(diffs)} figure(s) differ between {results} and {args.against}:", diffs)
-        if not diffs:
-            print(f"every figure of {results} equals those of {args.against}")
-        return 1 if diffs else 0
-    c = regression.check(results)
-    print(f"compared seed 0's smoke runs of {len(c.specs)} spec(s) with {regression.BASELINE}")
-    _print_list(f"{len(c.outside_bands)} figure(s) outside the baseline's seed bands:", c.outside_bands)
-    _print_list(f"{len(c.structure)} difference(s) in what does not depend on floating point:", c.structure)
-    _print_list(f"{len(c.unhealthy)} spec(s) did not learn:", c.unhealthy)
-    if args.exact:
-        _print_list(f"{len(c.exact)} figure(s) differ from the baseline's in some bit:", c.exact)
-    elif c.exact:
-        print(
-            f"{len(c.exact)} figure(s) differ from the baseline's in some bit: expected on another processor "
-            "(--exact lists them, and fails on them, for a rerun on the baseline's machine)"
-        )
-    failed = c.failures + (c.exact if args.exact else [])
-    if failed:
-        print(f"regression: FAILED ({len(failed)}); if the change is intended: {regression.UPDATE}, and commit it")
-        return 1
-    print("regression: passed (within the seed bands, the same structure, every trained spec learned)")
-    return 0
-
-
-def _weights(args: argparse.Namespace) -> int:
-    from cnmc_repro.run.models import ARCHS, format_weights
-    from cnmc_repro.spec.load import load_all
-
-    uses: dict[str, list[str]] = {}
-    for spec in load_all().values():
-        if spec.recipe is not None:
-            uses.setdefault(spec.recipe.arch, []).append(spec.id)
-    if args.all:
-        uses |= {arch: uses.get(arch, []) for arch in ARCHS}
-    print(format_weights(uses))
-    return 0
-
-
-def _print_list(title: str, items: list[str], most: int = 50) -> None:
-    if not items:
-        return
-    print(title)
-    for item in items[:most]:
-        print(f"  {item}")
-    if len(items) > most:
-        print(f"  ... and {len(items) - most} more")
-
+from reproduce import commands
 
 EXAMPLES_DATA_CHECK = """examples:
   python -m reproduce data check                         # the built-in synthetic data
@@ -237,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decode", action="store_true", help="decode every image (slower) instead of checking each file's structure"
     )
     check.add_argument("--skip-bad", action="store_true", help="with --prepare: prepare the readable cells")
-    check.set_defaults(func=_data_check)
+    check.set_defaults(func=commands.data_check)
 
     synth = data_sub.add_parser(
         "synth",
@@ -249,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, metavar="DIR", help="folder to write (new or empty)")
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--size", choices=("small", "full"), default="small", help="small (default) or full counts")
-    synth.set_defaults(func=_data_synth)
+    synth.set_defaults(func=commands.data_synth)
     results_option = argparse.ArgumentParser(add_help=False)
     results_option.add_argument("--results", metavar="DIR", help="where runs are stored (default: results/)")
     run_options = argparse.ArgumentParser(add_help=False, parents=[results_option])
@@ -319,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m reproduce all --data /shared/C-NMC --results /shared/results --executor ray --address auto\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_all.set_defaults(func=_run)
+    p_all.set_defaults(func=commands.run)
     p_run = sub.add_parser(
         "run",
         parents=[run_options],
@@ -331,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_run.add_argument("ids", nargs="+", metavar="ID", help="spec id (see list) or table number such as 4.7")
-    p_run.set_defaults(func=_run)
+    p_run.set_defaults(func=commands.run)
 
     p_list = sub.add_parser(
         "list",
@@ -340,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:\n  python -m reproduce list\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_list.set_defaults(func=_list)
+    p_list.set_defaults(func=commands.list_runs)
 
     p_show = sub.add_parser(
         "show",
@@ -353,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_show.add_argument(
         "--profile", choices=("full", "smoke", "timing"), help="which profile's latest run (default: any)"
     )
-    p_show.set_defaults(func=_show)
+    p_show.set_defaults(func=commands.show)
     p_report = sub.add_parser(
         "report",
         parents=[results_option],
@@ -363,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_report.add_argument("--profile", choices=("full", "smoke", "timing"), help="only runs of this profile")
     p_report.add_argument("--out", metavar="DIR", help="where to write the report (default: the results folder)")
-    p_report.set_defaults(func=_report)
+    p_report.set_defaults(func=commands.report)
 
     p_audit = sub.add_parser(
         "audit",
@@ -373,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_audit.add_argument("--json", action="store_true", help="print the findings as one JSON document")
-    p_audit.set_defaults(func=_audit)
+    p_audit.set_defaults(func=commands.audit)
 
     p_weights = sub.add_parser(
         "weights",
@@ -383,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_weights.add_argument("--all", action="store_true", help="every architecture the specs may name, not only theirs")
-    p_weights.set_defaults(func=_weights)
+    p_weights.set_defaults(func=commands.weights)
 
     p_reg = sub.add_parser(
         "regression",
@@ -399,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_reg.add_argument("--exact", action="store_true", help="also fail on any figure that differs in any bit")
     p_reg.add_argument("--against", metavar="DIR", help="compare every figure exactly with another results folder")
-    p_reg.set_defaults(func=_regression)
+    p_reg.set_defaults(func=commands.regression)
     return parser
 
 
@@ -416,20 +225,5 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: what finished is kept; run the same command again to continue", file=sys.stderr)
         return 130
     except OSError as e:  # the file system refused: a full disk, a read-only or unwritable folder, ...
-        print(f"error: {file_system_error(e)}", file=sys.stderr)
+        print(f"error: {commands.file_system_error(e)}", file=sys.stderr)
         return 2
-
-
-def file_system_error(e: OSError) -> str:
-    """One sentence for an error of the file system, naming the file and the way out."""
-    where = f" {e.filename}" if e.filename else ""
-    fix = {
-        errno.ENOSPC: "the disk is full; free some space (or choose another folder with --results or "
-        "CNMC_REPRO_CACHE) and run the same command again: what finished is kept",
-        errno.EDQUOT: "the disk quota is used up; free some space and run the same command again",
-        errno.EROFS: "the folder is on a read-only file system; choose a writable one with --results or "
-        "CNMC_REPRO_CACHE",
-        errno.EACCES: "this user may not write there; choose another folder with --results or CNMC_REPRO_CACHE",
-        errno.EPERM: "this user may not write there; choose another folder with --results or CNMC_REPRO_CACHE",
-    }.get(e.errno, "check the path and run the same command again")
-    return f"cannot use{where}: {e.strerror or e}; {fix}"
