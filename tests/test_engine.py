@@ -94,7 +94,7 @@ def test_an_interrupted_run_restarts_and_ends_with_the_same_figures(squeezenet_r
         run(["alexnet", "squeezenet"], _opts(tiny_data_ro, tmp_path, interrupt_after_epochs=7))  # alexnet has 6
     finished = [p for p in tmp_path.iterdir() if (p / "result.json").is_file()]
     assert [p.name.split("-")[0] for p in finished] == ["alexnet"]  # the run before the interrupted one is kept
-    assert list((tmp_path / ".partial").iterdir())  # the interrupted run is left unfinished, not as a run
+    assert not list((tmp_path / ".partial").iterdir())  # the interrupted writer removed its unfinished folder
     outcomes = run(["alexnet", "squeezenet"], _opts(tiny_data_ro, tmp_path))
     assert [o.ran for o in outcomes] == [False, True]  # continues where it stopped
     assert _figures(outcomes[1].run_dir) == _figures(squeezenet_run.run_dir)
