@@ -181,7 +181,11 @@ def worker_options(engine) -> Options:
 
 
 class Relay:
-    """A task's calls to ``Progress``, sent through a Ray queue to the driver, which makes them on its own."""
+    """A task's calls to ``Progress``, sent through a Ray queue to the driver, which makes them on its own.
+
+    Each call is sent without waiting for the queue's answer (an actor runs one caller's calls in the order
+    they were sent): a task that blocks in ``ray.get`` lends its CPUs back to Ray while it waits, and Ray
+    would start another run on them (three one-thread runs on two cores were seen with ``Queue.put``)."""
 
     def __init__(self, queue):
         self.queue = queue
@@ -189,7 +193,7 @@ class Relay:
     def __getattr__(self, name: str):
         if not hasattr(Progress, name):
             raise AttributeError(name)
-        return lambda *args: self.queue.put((name, args))
+        return lambda *args: self.queue.actor.put_nowait.remote((name, args))
 
 
 def relay(queue, progress: Progress) -> None:
