@@ -122,3 +122,14 @@ def test_the_committed_baseline_says_how_it_was_made_and_every_trained_spec_lear
         # the majority class scores 0.5; every trained spec's seed-0 smoke run is well above it
         balanced = sum((v["sensitivity"] + v["specificity"]) / 2 for v in shown) / len(shown)
         assert balanced >= regression.HEALTHY, spec_id
+
+
+def test_one_seed_gives_no_band_but_the_structure_and_health_still_hold(tmp_path, specs):
+    """A seed alone says nothing of the spread: its figures bound nothing (not a band of the least width)."""
+    base = json.loads(_baseline(tmp_path, specs, values=(0.9,)).read_text())
+    band = base["bands"]["alexnet"]["validation.balanced_accuracy"]
+    assert band["n"] == 1 and band["low"] is None and band["high"] is None
+    _alexnet(tmp_path / "far", specs, 0.7)
+    assert regression.check(tmp_path / "far", tmp_path / "baseline.json").failures == []
+    _alexnet(tmp_path / "chance", specs, 0.5)
+    assert len(regression.check(tmp_path / "chance", tmp_path / "baseline.json").unhealthy) == 1

@@ -51,7 +51,9 @@ FAULTS = {
 
 
 def _run(cli, results, spec_id):
-    code, out, err = cli("run", spec_id, "--device", "cpu", "--no-pretrained", "--results", results)
+    code, out, err = cli(
+        "run", spec_id, "--device", "cpu", "--no-pretrained", "--threads", "1", "--results", results
+    )  # one thread a run, as the regression command trains
     assert code == 0, err
     return regression.check(results)
 
