@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -127,8 +129,15 @@ class RayExecutor:
                 statuses[task] = engine.run_one(task, progress)
             else:
                 pending[remote.remote(options, task, queue)] = task
+        # Ctrl-C only sets a flag that the loop reads between waits: raised inside Ray's own calls, where Ray checks
+        # for signals, a KeyboardInterrupt was seen to be lost (the driver went on to the end and exited 0)
+        interrupted = threading.Event()
+        main = threading.current_thread() is threading.main_thread()  # only the main thread may set a handler
+        previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set()) if main else None
         try:
             while pending or ensembles:
+                if interrupted.is_set():
+                    raise KeyboardInterrupt
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5) if pending else ([], [])
                 relay(queue, progress)
                 for ref in ready:
@@ -145,6 +154,8 @@ class RayExecutor:
                 relay(queue, progress)
             raise
         finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
             queue.shutdown()
         return [statuses[t] for t in tasks]
 
