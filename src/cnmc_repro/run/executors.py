@@ -146,6 +146,7 @@ class RayExecutor:
                 for task in [t for t in ensembles if set(t.members) <= stored]:
                     statuses[task] = engine.run_one(task, progress)  # on the driver, after its members
                     ensembles.remove(task)
+            relay(queue, progress)
         except BaseException:
             if pending:
                 for ref in pending:
@@ -200,11 +201,26 @@ class Relay:
 
     def __init__(self, queue):
         self.queue = queue
+        self.last = None  # the last call sent: the actor makes it after all the others
 
     def __getattr__(self, name: str):
         if not hasattr(Progress, name):
             raise AttributeError(name)
-        return lambda *args: self.queue.actor.put_nowait.remote((name, args))
+        return lambda *args: self._send(name, args)
+
+    def _send(self, name: str, args: tuple) -> None:
+        self.last = self.queue.actor.put_nowait.remote((name, args))
+
+    def flush(self) -> None:
+        """Waits until every call sent is in the queue, so that the driver, once it sees the task finished, has
+        them all (the run's last line, "done in", was seen lost when the driver stopped at the task's end)."""
+        if self.last is not None:
+            import ray
+
+            try:
+                ray.get(self.last)
+            except ray.exceptions.RayError:  # the driver has gone, and its queue with it
+                pass
 
 
 def relay(queue, progress: Progress) -> None:
@@ -233,7 +249,11 @@ def ray_task(options: Options, task: Task, queue) -> RunStatus:
         )
     gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
     where = f"on {platform.node()}" + (f", CUDA_VISIBLE_DEVICES={gpus}" if gpus else "")
-    return engine.run_one(task, Relay(queue), wait=True, where=where)
+    progress = Relay(queue)
+    try:
+        return engine.run_one(task, progress, wait=True, where=where)
+    finally:
+        progress.flush()
 
 
 def check_visible(options: Options) -> None:
