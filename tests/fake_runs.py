@@ -64,7 +64,7 @@ def write_run(
     (run_dir / "epochs.jsonl").write_text("".join(json.dumps({"spec": spec.id, **e}) + "\n" for e in epochs))
     if lr_find is not None:
         (run_dir / "lr_find.json").write_text(json.dumps(lr_find))
-    base = {"schema_version": 4, "run_id": run_dir.name, "run_key": key, "series_key": series}
+    base = {"schema_version": 5, "run_id": run_dir.name, "run_key": key, "series_key": series}
     base |= {"spec": spec.id, "kind": spec.kind}
     base |= {"profile": profile, "seed": seed, "device": "cpu", "seconds": seconds, "synthetic": synthetic}
     base |= {"precision": "fp32"}

@@ -58,7 +58,7 @@ def test_a_run_writes_its_folder(squeezenet_run):
     record = Store(d.parent).record(d)  # the typed record, read back as the report reads it
     assert record.profile == "smoke" and record.seed == 0 and record.pretrained is False
     assert (
-        record.schema_version == 4
+        record.schema_version == 5
         and record.precision == "fp32"
         and record.run_id == d.name
         and record.run_key == load_json(d / "spec.json")["run_key"]

@@ -206,3 +206,20 @@ def test_the_update_is_fastai_v1s_adam_with_decoupled_weight_decay(path, stages)
             got, want = torch.cat([w.flatten() for w in step["after"]]), torch.cat([w.flatten() for w in weights])
             excess = float(((got - want).abs() / (2e-6 * want.abs() + 1e-4 * 3e-3)).max())
             assert excess <= 1, f"{name}, step {i}: a weight lies {excess:.3g} tolerances from v1's"
+
+
+@pytest.mark.parametrize("weights", [None, [10661 / 7272, 10661 / 3389]], ids=["unweighted", "section-4.2.3"])
+def test_the_loss_applies_the_class_weights_it_reports(weights):
+    """What a run records as its loss's class weights is what the loss applies: its value on a batch is the
+    weighted mean of the cells' cross-entropies (section 4.2.3), or their plain mean."""
+    train, valid = _batches(1, 8, 32)
+    trainer = Trainer.create(
+        "alexnet", False, 0.0, 0.01, FBeta(2.0, "normal"), train, valid, torch.device("cpu"), class_weights=weights
+    )
+    assert trainer.loss_weights == (None if weights is None else pytest.approx(weights, rel=1e-6))
+    logits = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([0, 0, 0, 0, 0, 0, 1, 1])
+    per_cell = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    w = torch.ones(2) if weights is None else torch.tensor(weights)
+    expected = (w[targets] * per_cell).sum() / w[targets].sum()
+    assert float(trainer.learn.loss_func(logits, targets)) == pytest.approx(float(expected), rel=1e-6)

@@ -48,9 +48,10 @@ def test_a_record_of_a_newer_schema_or_with_a_wrong_type_is_one_sentence():
         parse(data | {"accuracy": 0.5}, "r.json")
 
 
-def test_a_record_of_schema_1_is_read_as_schema_4(tmp_path):
+def test_a_record_of_schema_1_is_read_as_this_schema(tmp_path):
     """Schema 1 kept the run key and data in spec.json and named the best probe or ensemble "best"; schema 2
-    had no series key, so an upgraded run is a series of its own; schema 3 had no precision."""
+    had no series key, so an upgraded run is a series of its own; schema 3 had no precision; schema 4 no loss
+    weights."""
     run = tmp_path / "bayesian_search-smoke-seed0-20260101-000000"
     run.mkdir()
     drop = ("run_key", "series_key", "data_root", "data_fingerprint", "precision")
@@ -62,7 +63,8 @@ def test_a_record_of_schema_1_is_read_as_schema_4(tmp_path):
     (run / "spec.json").write_text(json.dumps(meta))
     record = Store(tmp_path).record(run)
     assert record.run_key == "abc" and record.data_root == "/cnmc" and record.best_probe.index == 1
-    assert record.schema_version == 4 and record.series_key == "run-abc" and record.precision == "fp32"
+    assert record.schema_version == SCHEMA_VERSION and record.series_key == "run-abc" and record.precision == "fp32"
+    assert record.loss_weights is None
 
 
 @pytest.mark.parametrize("device, precision", [("cpu", "fp32"), ("cuda", "bf16"), ("cuda:1", "bf16")])
@@ -72,7 +74,7 @@ def test_a_record_of_schema_3_gets_the_precision_the_suite_trained_in_then(tmp_p
     v3 = {k: v for k, v in _record().to_json().items() if k != "precision"} | {"schema_version": 3, "device": device}
     (run / "result.json").write_text(json.dumps(v3))
     record = Store(tmp_path).record(run)
-    assert record.schema_version == SCHEMA_VERSION == 4 and record.precision == precision
+    assert record.schema_version == SCHEMA_VERSION == 5 and record.precision == precision
 
 
 def test_the_code_version_follows_the_imports_of_the_experiments():

@@ -97,8 +97,9 @@ def structure(store: Store, run_dir: Path) -> dict[str, Any]:
         "valid_cells": r.valid_cells,
         "validation_classes": _classes(r.validation),
         "test_classes": _classes(r.test),
-        "folds": [(f.train_cells, f.valid_cells, _classes(f.validation)) for f in r.folds],
+        "folds": [(f.train_cells, f.valid_cells, _classes(f.validation), f.loss_weights) for f in r.folds],
         "probes": len(r.probes),
+        "loss_weights": r.loss_weights,  # computed from the training cells' counts: exact on every machine
         "ensembles": [(e.members, _classes(e.test)) for e in r.ensembles],
     }
 

@@ -176,7 +176,7 @@ def evaluate(
             targets=[c.target for c in kept],
             prob_all=[round(float(p), 7) for p in probs[:, 0]],
         )
-    return Outcome(**figures, predictions=predictions)
+    return Outcome(**figures, predictions=predictions, loss_weights=trainer.loss_weights)
 
 
 def new_trainer(

@@ -119,7 +119,7 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> Outcome:
             trainer.set_data(train_dl, valid_dl)
         epochs = fit_stages(trainer, ctx, recipe.stages, {"fold": k})
         ev = evaluate(trainer, ctx, spec, kept_valid, test_dl)
-        fold = Fold(k, len(kept_train), len(kept_valid), ev.validation, ev.test, ev.predictions)
+        fold = Fold(k, len(kept_train), len(kept_valid), ev.validation, ev.test, ev.predictions, ev.loss_weights)
         per_fold.append(fold)
         parts.save(names[k], {"fold": dataclasses.asdict(fold), "epochs": epochs}, trainer.snapshot())
     summary = {}
@@ -130,7 +130,13 @@ def run_kfold(spec: Spec, ctx: Context, writer) -> Outcome:
     # the last fold's weights; from the state it left when an interrupted run had finished every fold
     writer.checkpoint(trainer.state_dict() if trainer else parts.state(names[-1])["model"])
     last = per_fold[-1]
-    return Outcome(folds=per_fold, kfold_summary=summary, test=last.test, predictions=last.predictions)
+    return Outcome(
+        folds=per_fold,
+        kfold_summary=summary,
+        test=last.test,
+        predictions=last.predictions,
+        loss_weights=last.loss_weights,
+    )
 
 
 def run_bayesian(spec: Spec, ctx: Context, writer) -> Outcome:

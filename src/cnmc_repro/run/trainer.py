@@ -227,6 +227,12 @@ class Trainer:
             learn.add_cb(CudaGraphs(precision == "bf16"))
         return cls(learn, device, pretrained, precision)
 
+    @property
+    def loss_weights(self) -> list[float] | None:
+        """The class weights the loss applies (section 4.2.3), read from the loss itself; None when unweighted."""
+        weight = self.learn.loss_func.func.weight
+        return None if weight is None else [round(float(w), 7) for w in weight]
+
     def set_data(self, train: DeviceBatches, valid: DeviceBatches) -> None:
         """New batches for the same learner (a new fold, a new image size)."""
         self.learn.dls = DataLoaders(train, valid, device=self.device)

@@ -17,9 +17,9 @@ from cnmc_repro.analysis.metrics import Summary
 from cnmc_repro.errors import UserError
 from cnmc_repro.spec.strict import SpecError, build
 
-# 4: the record holds the training precision; 3: its series key; 2: the record is typed and holds the run key
+# 5: the record holds the class weights its loss applied; 4: the record holds the training precision; 3: its series key; 2: the record is typed and holds the run key
 # and data; 1: the result dict
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,7 @@ class Fold:
     validation: Summary | None
     test: Summary | None = None  # of this fold's model
     predictions: dict[str, Predictions] = field(default_factory=dict)
+    loss_weights: list[float] | None = None  # the class weights of this fold's loss; None: unweighted
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,9 @@ class Outcome:
     best_probe: Probe | None = None
     ensembles: list[EnsembleResult] = field(default_factory=list)
     best_ensemble: list[str] | None = None  # the members of the combination with the best test accuracy
+    # the class weights (ALL, normal) the loss of the evaluated model applied, read from the loss (section 4.2.3);
+    # None: unweighted (or, in a record of schema 4 or older, not recorded)
+    loss_weights: list[float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,6 +153,8 @@ def upgrade(data: Any, meta: dict[str, Any]) -> Any:
         data = upgrade_v2(data)
     if isinstance(data, dict) and data.get("schema_version") == 3:
         data = upgrade_v3(data)
+    if isinstance(data, dict) and data.get("schema_version") == 4:
+        data = data | {"schema_version": 5}  # the loss's class weights were not recorded: None
     return data
 
 
