@@ -17,8 +17,8 @@ from cnmc_repro.analysis.metrics import Summary
 from cnmc_repro.errors import UserError
 from cnmc_repro.spec.strict import SpecError, build
 
-# 5: the record holds the class weights its loss applied; 4: the record holds the training precision; 3: its series key; 2: the record is typed and holds the run key
-# and data; 1: the result dict
+# 5: the record holds the class weights its loss applied; 4: the training precision; 3: its series key;
+# 2: the record is typed and holds the run key and data; 1: the result dict
 SCHEMA_VERSION = 5
 
 
