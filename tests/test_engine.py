@@ -67,7 +67,7 @@ def test_a_run_writes_its_folder(squeezenet_run):
     epochs = load_epochs(d)
     # where the run's time went: epochs, and reading or preparing cells (projections of a full run use both)
     assert 0 < record.prepare_seconds < record.seconds - sum(e["seconds"] for e in epochs)
-    assert [e["stage"] for e in epochs] == ["frozen"] * 3 + ["unfrozen"] * 3  # smoke: three epochs a stage
+    assert [e["stage"] for e in epochs] == ["frozen"] * 4 + ["unfrozen"] * 4  # smoke: four epochs a stage
     assert {"train_loss", "valid_loss", "accuracy", "error_rate", "f_beta", "seconds"} <= set(epochs[0])
     assert d.name.startswith("squeezenet-smoke-seed0-")
 
@@ -210,14 +210,14 @@ def _same_checkpoint(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-# spec: (epochs before the interruption, parts kept, stages fitted again); smoke runs train three epochs a stage
+# spec: (epochs before the interruption, parts kept, stages fitted again); smoke runs train four epochs a stage
 PARTS = {
     # 2 folds of 2 stages; stopped in fold 1's first stage, fold 0 is kept
-    "kfold": (7, 1, 1 * 2),
-    # 4 probes of 3 epochs, then the best again; stopped in probe 2, probes 0 and 1 are kept
+    "kfold": (10, 1, 1 * 2),
+    # 4 probes of 3 epochs (the spec's), then the best again; stopped in probe 2, probes 0 and 1 are kept
     "bayesian_search": (7, 2, 2 + 1),
     # 7 image sizes; stopped in the third, 8 and 16 px are kept
-    "progressive_resizing": (7, 2, 5),
+    "progressive_resizing": (9, 2, 5),
 }
 
 

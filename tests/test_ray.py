@@ -134,9 +134,9 @@ def test_the_driver_shows_every_epoch_of_the_workers_and_the_time_left(ray_runs)
     assert "Ray: 4 CPUs and 2 GPUs, each run asks for {'num_cpus': 1, 'num_gpus': 1}" in err
     for s in _trained(statuses):
         label = f"{s.spec_id} seed {s.seed}"
-        for stage in ("frozen", "unfrozen"):  # smoke: three epochs a stage
+        for stage in ("frozen", "unfrozen"):  # smoke: four epochs a stage
             lines = [x for x in err.splitlines() if f"{label} stage {stage} epoch " in x]
-            assert [x.split(" epoch ")[1].split()[0] for x in lines] == ["1/3", "2/3", "3/3"]
+            assert [x.split(" epoch ")[1].split()[0] for x in lines] == ["1/4", "2/4", "3/4", "4/4"]
             assert all("accuracy=" in x and "left of all" in x for x in lines)
         assert f"{label} done in" in err
     assert err.count("CUDA_VISIBLE_DEVICES=") == 4  # each task says where it trains

@@ -124,9 +124,12 @@ def test_profiles_shrink_a_spec_without_changing_its_recipe_choices():
     assert planned_epochs(timed) == [(1, 224), (1, 224), (1, 224)]
     assert [size for _, size in planned_epochs(resolve(prog, TIMING))] == [8, 16, 24, 32, 64, 128, 224]
 
-    smoke = resolve(kfold, SMOKE)  # two folds of the same 5-fold split, three epochs a stage, at 32 px
+    smoke = resolve(kfold, SMOKE)  # two folds of the same 5-fold split, four epochs a stage, at 32 px
     assert (smoke.kfold.folds, smoke.kfold.trained_folds) == (5, 2)
-    assert planned_epochs(smoke) == [(3, 32)] * 4
+    assert planned_epochs(smoke) == [(4, 32)] * 4
+    # batches of 16, and of 8 for a body without BatchNorm; AlexNet at its smallest input
+    assert [resolve(specs[s], SMOKE).recipe.bs for s in ("kfold", "vgg19", "alexnet", "squeezenet")] == [16, 16, 8, 8]
+    assert resolve(specs["alexnet"], SMOKE).recipe.size == 64
 
 
 @pytest.mark.slow

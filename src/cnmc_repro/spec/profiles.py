@@ -1,12 +1,13 @@
 """Profiles: ``full`` runs a spec as published; ``smoke`` shrinks it in code so that every spec runs on a CPU.
 
-``smoke`` caps every stage at two epochs, images at 32 px (AlexNet at its smallest input, 64 px), batches at 8
-and the cells at a stratified sample; a k-fold run trains two of its folds and a Bayesian search four probes.
-It uses a spec's ImageNet weights only when they are already in torchvision's cache and never downloads them
-(a CPU machine may have no network); otherwise it trains from random weights at a peak learning rate of 3e-3,
-and the run records which. Sized so that every trained spec learns the built-in cells' class signal (a
-balanced accuracy well above the majority class's 0.5; ``reproduce regression`` checks it) while the whole
-study takes minutes on two cores. The specs themselves are unchanged: a smoke run is the same recipe, small.
+``smoke`` caps every stage at four epochs, images at 32 px (AlexNet at its smallest input, 64 px), batches at 16
+(8 for a body without BatchNorm) and the cells at a stratified sample; a k-fold run trains two of its folds and
+a Bayesian search four probes. It uses a spec's ImageNet weights only when they are already in torchvision's
+cache and never downloads them (a CPU machine may have no network); otherwise it trains from random weights at
+a peak learning rate of 2e-3, and the run records which. Sized so that every trained spec learns the built-in
+cells' class signal (a balanced accuracy well above the majority class's 0.5; ``reproduce regression`` checks
+it) while the whole study takes minutes on two cores. The specs themselves are unchanged: a smoke run is the
+same recipe, small.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from cnmc_repro.spec.schema import Spec, Stage
 
 # the smallest image an architecture takes (AlexNet's pooling leaves nothing of less than 63 px)
 SMALLEST_INPUT = {"alexnet": 64}
+# the report's architectures whose body has no BatchNorm layer
+WITHOUT_BATCHNORM = {"alexnet", "squeezenet1_0", "squeezenet1_1"}
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,21 @@ class Profile:
     max_folds: int | None = None  # k-fold: folds trained out of the spec's k
     max_probes: tuple[int, int] | None = None  # Bayesian search: (random, guided) probes
     lr_random: float | None = None  # every stage's peak rate when the weights are random
+    max_bs_without_batchnorm: int | None = None  # the batch cap of a body without BatchNorm, if not ``max_bs``
 
 
 FULL = Profile("full", None, None, None, None, True, 100, None)
-# smoke: three epochs a stage, so that a network from random weights ends each one-cycle settled (with two, the
-# validation figures after a stage's peak rate swung between seeds: AlexNet 0.60 and 0.91 balanced accuracy)
-SMOKE = Profile("smoke", 3, 32, 240, 64, False, 8, 8, max_folds=2, max_probes=(2, 2), lr_random=3e-3)
+# smoke, measured on two cores over seeds 0-3 (validation balanced accuracy from random weights):
+# - batches of 16: a one-thread CPU step of ResNet50 at 32 px costs 43 ms an image in batches of 8, 22 in 16, 14 in
+#   32; with 32 (four epochs a stage) AlexNet and VGG19 predicted one class (0.50): too few steps to learn;
+# - 8 for a body without BatchNorm (AlexNet, SqueezeNet; cheap anyway): its features' scale drifts with every
+#   step and the head's BatchNorm statistics follow it only over many steps; in batches of 16 AlexNet's
+#   validation loss stayed in the tens and it scored 0.50-0.61 in two seeds of three (0.82-0.95 in 8);
+# - four epochs a stage at a peak of 2e-3: every run of AlexNet, SqueezeNet, VGG19, ResNet50 and DenseNet121
+#   in 0.78-1.00 (three epochs at 1e-3: VGG19 0.67; four at 1e-3: 0.72-1.00).
+SMOKE = Profile(
+    "smoke", 4, 32, 240, 64, False, 8, 16, max_folds=2, max_probes=(2, 2), lr_random=2e-3, max_bs_without_batchnorm=8
+)
 # timing: the published sizes and data, one epoch per stage, one fold of each k-fold and one random and one
 # guided Bayesian probe; the seconds per epoch it measures project a full run's duration
 TIMING = Profile("timing", 1, None, None, None, False, 20, None, max_folds=1, max_probes=(1, 1))
@@ -61,6 +73,13 @@ def _peak_lr(lr: float | tuple[float, float], peak: float | None) -> float | tup
     if isinstance(lr, tuple | list):
         return tuple(x * peak / max(lr) for x in lr)
     return peak
+
+
+def _batch_size(bs: int, arch: str, profile: Profile) -> int:
+    cap = profile.max_bs
+    if arch in WITHOUT_BATCHNORM and profile.max_bs_without_batchnorm:
+        cap = profile.max_bs_without_batchnorm
+    return min(bs, cap) if cap else bs
 
 
 def _stage(stage: Stage, profile: Profile, max_size: int | None, peak: float | None) -> Stage:
@@ -87,7 +106,7 @@ def resolve(
         r,
         pretrained=weights,
         size=min(r.size, max_size) if max_size else r.size,
-        bs=min(r.bs, profile.max_bs) if profile.max_bs else r.bs,
+        bs=_batch_size(r.bs, r.arch, profile),
         stages=[_stage(s, profile, max_size, peak) for s in r.stages],
     )
     out = replace(spec, recipe=recipe)
