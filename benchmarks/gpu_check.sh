@@ -73,7 +73,7 @@ bench() {  # bench NAME LIMIT FILES...
     local name=$1 secs=$2
     shift 2
     step "benchmark $name"
-    BENCH_DATA="$WORK/data" limit "$secs" $PY -m pytest "$@" -o python_files='bench_*.py' --benchmark-only \
+    BENCH_DATA="$WORK/data" limit "$secs" $PY -m pytest "$@" -n 0 -o python_files='bench_*.py' --benchmark-only \
         --benchmark-json="$OUT/bench_$name.json" -q -s -p no:cacheprovider -W ignore::UserWarning \
         || echo "benchmark $name stopped: $?"
 }
@@ -85,7 +85,7 @@ if has smoke; then
 fi
 if has gputests; then
     step "the tests that need a GPU (pytest -m gpu)"
-    limit 90 $PY -m pytest tests -m gpu -q -p no:cacheprovider -W ignore::UserWarning || echo "GPU tests failed: $?"
+    limit 90 $PY -m pytest tests -m gpu -n 0 -q -p no:cacheprovider -W ignore::UserWarning || echo "GPU tests failed: $?"
 fi
 has profile && bench profile 60 benchmarks/bench_train.py -k test_step_profile
 has overhead && bench overhead 60 benchmarks/bench_train.py -k test_fastai_overhead

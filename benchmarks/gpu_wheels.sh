@@ -10,5 +10,5 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
     --platform manylinux2014_x86_64 --platform any -d .whl \
     fastai==2.8.12 fastcore==2.2.41 fastprogress==1.1.6 fastdownload==0.0.8 fasttransform==0.0.5 \
     plum-dispatch==2.9.0 beartype==0.23.1 python-fasthtml==0.14.14 starlette==1.10.0 python-multipart==0.0.34 \
-    itsdangerous==2.2.0 bayesian-optimization==3.4.0
+    itsdangerous==2.2.0 bayesian-optimization==3.4.0 pytest-xdist==3.8.0 execnet==2.1.2
 ls .whl

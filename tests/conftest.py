@@ -12,8 +12,24 @@ import pytest
 
 from cnmc_repro.data.synthetic import SynthLayout, synthesize
 
+# The test command runs a worker a core (pytest-xdist, -n auto): one torch thread each, in the worker and in the
+# processes it starts. Two threads a worker would make every step wait on a busy core; the tests' batches are
+# tiny, and a second thread buys them nothing even on an idle machine.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 SHARED_DATA = Path(os.environ.get("CNMC_SAMPLE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TINY = SynthLayout(folds=((2, 1, 8, 4), (2, 1, 8, 4), (2, 1, 8, 4)), prelim=(2, 2, 6, 4), final_cells=2, duplicates=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread_a_worker():
+    if WORKER:
+        import torch
+
+        torch.set_num_threads(1)
+    yield
 
 
 @pytest.fixture(autouse=True, scope="session")

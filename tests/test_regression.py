@@ -117,15 +117,20 @@ def test_the_committed_baseline_says_how_it_was_made():
     assert all(base["seeds"][s][:2] == [0, 1] for s in base["seeds"])  # at least two seeds: a spread
 
 
-# Not met yet: under fastai v1's recipe the smoke profile does not make every spec learn in every seed
-# (resnet50 seed 0: 0.611, its training loss still 0.68; vgg19 seed 1: 0.622), and the baseline holds fewer than
-# the five seeds its command asks for. Strict: the baseline that meets it makes this test fail, and go.
-@pytest.mark.xfail(strict=True, reason="the smoke profile does not make every spec learn in every seed yet")
-def test_the_committed_baseline_has_five_seeds_and_every_trained_spec_learned_in_each():
+def test_the_committed_baseline_holds_five_seeds_of_every_spec():
+    base = regression.read_baseline()
+    assert base["seeds"] == {s: list(range(regression.SEEDS)) for s in load_all()}
+    assert base["made_by"] == regression.UPDATE
+
+
+# Not met yet: progressive_resizing's seed 1 ends at 0.608 (its last stage, the fourth one-cycle at the smoke
+# profile's 32 px, went unstable at its peak rate after 0.96); every other run of the baseline's 55 reached 0.74.
+# Strict: the baseline that meets it makes this test fail, and go.
+@pytest.mark.xfail(strict=True, reason="progressive_resizing does not learn in every seed of the smoke profile")
+def test_every_trained_spec_learned_in_each_seed_of_the_committed_baseline():
     base = regression.read_baseline()
     trained = {s for s, spec in load_all().items() if spec.kind != "ensemble"}
     for spec_id in trained:
-        assert len(base["seeds"][spec_id]) == regression.SEEDS
         assert all(v >= regression.HEALTHY for v in base["learned"][spec_id].values()), spec_id
         figures = base["figures"][spec_id]
         folds = [f["validation"] for f in figures["folds"]]

@@ -64,19 +64,7 @@ def test_the_healthy_pipeline_passes_on_any_machine(tmp_path, cli, spec_id):
     assert c.specs == [spec_id] and c.failures == [], c.failures
 
 
-# Not seen yet: the committed baseline's bands come from too few seeds to tell a loss without its class weights
-# from another seed (they move loss_penalisation's figures less than the seeds do), and no run records the
-# weights its loss used. Strict: the day the check sees it, this test says so.
-UNSEEN = {
-    "class weights dropped": "the bands of a baseline of three or four seeds admit any figure, and no record "
-    "holds the loss's class weights"
-}
-
-
-@pytest.mark.parametrize(
-    "fault",
-    [pytest.param(f, marks=pytest.mark.xfail(strict=True, reason=UNSEEN[f])) if f in UNSEEN else f for f in FAULTS],
-)
+@pytest.mark.parametrize("fault", list(FAULTS))
 def test_each_fault_fails_the_regression(tmp_path, cli, monkeypatch, fault):
     spec_id, put = FAULTS[fault]
     put(monkeypatch)
