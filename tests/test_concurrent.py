@@ -105,7 +105,7 @@ def test_an_invocation_killed_mid_run_leaves_nothing_the_others_trust(alone, tin
     results = tmp_path / "results"
     first, second = Invocation(tiny_data_ro, results, "first"), Invocation(tiny_data_ro, results, "second")
     deadline = time.monotonic() + 300
-    while " epoch 1/3 " not in first.err():  # the first is in the middle of a run: it holds its key
+    while " epoch 1/4 " not in first.err():  # the first is in the middle of a run: it holds its key
         assert first.process.poll() is None and time.monotonic() < deadline, first.err()
         time.sleep(0.1)
     first.process.send_signal(signal.SIGKILL)

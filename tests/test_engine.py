@@ -91,7 +91,7 @@ def test_an_unchanged_run_is_not_redone_unless_forced(squeezenet_run, tiny_data_
 
 def test_an_interrupted_run_restarts_and_ends_with_the_same_figures(squeezenet_run, tiny_data_ro, tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        run(["alexnet", "squeezenet"], _opts(tiny_data_ro, tmp_path, interrupt_after_epochs=7))  # alexnet has 6
+        run(["alexnet", "squeezenet"], _opts(tiny_data_ro, tmp_path, interrupt_after_epochs=9))  # alexnet has 8
     finished = [p for p in tmp_path.iterdir() if (p / "result.json").is_file()]
     assert [p.name.split("-")[0] for p in finished] == ["alexnet"]  # the run before the interrupted one is kept
     assert not list((tmp_path / ".partial").iterdir())  # the interrupted writer removed its unfinished folder
@@ -149,13 +149,13 @@ def test_the_search_proposes_the_published_probes_where_the_audit_says_it_does()
 
 
 def test_kfold_carries_weights_and_records_every_fold(reference):
-    """The smoke profile trains the first 2 folds of the spec's 5-fold split, 3 epochs a stage."""
+    """The smoke profile trains the first 2 folds of the spec's 5-fold split, 4 epochs a stage."""
     out = reference("kfold")
     result = load_json(out.run_dir / "result.json")
     assert [f["fold"] for f in result["folds"]] == [0, 1]
     assert [f["valid_cells"] for f in result["folds"]] == [8, 7]  # 5 folds of the 36 cells: 8, 7, 7, 7, 7
     epochs = load_epochs(out.run_dir)
-    stages = ("cycle1",) * 3 + ("cycle2",) * 3
+    stages = ("cycle1",) * 4 + ("cycle2",) * 4
     assert [(e["fold"], e["stage"]) for e in epochs] == [(k, s) for k in range(2) for s in stages]
     mean, std = result["kfold_summary"]["accuracy"]
     accs = [f["validation"]["accuracy"] for f in result["folds"]]
