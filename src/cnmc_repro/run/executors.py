@@ -146,7 +146,6 @@ class RayExecutor:
                 for task in [t for t in ensembles if set(t.members) <= stored]:
                     statuses[task] = engine.run_one(task, progress)  # on the driver, after its members
                     ensembles.remove(task)
-            relay(queue, progress)
         except BaseException:
             if pending:
                 for ref in pending:
